@@ -1,0 +1,114 @@
+# fleet.rollout — every target sets up what it needs through scripts/bootstrap.sh
+# (Debian packages, pinned virtualenv, dockerd, fleet image), so a fresh
+# Debian 12 machine needs nothing but `make demo` or `make test` as root.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD := $(ROOT)/build
+ARTIFACTS := $(BUILD)/artifacts
+COLLECTIONS := $(BUILD)/collections
+SANITY_TREE := $(BUILD)/sanity/ansible_collections/fleet/rollout
+PYTHON_VERSION := 3.11
+SAMPLE_APP_VERSIONS := 1.0.0 2.0.0 2.0.1-bad
+
+# Same defaults as scripts/env.sh; the environment may override both.
+FLEET_IMAGE ?= fleet-rollout/debian12:latest
+FLEET_VENV ?= $(HOME)/.cache/fleet-rollout/venv-$(shell sha256sum $(ROOT)/requirements.txt | cut -c1-12)
+export FLEET_IMAGE FLEET_VENV
+export PATH := $(FLEET_VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export FLEET_ARTIFACTS := $(ARTIFACTS)
+export ANSIBLE_FORCE_COLOR ?= false
+export PY_COLORS ?= 0
+
+BOOTSTRAP := $(ROOT)/scripts/bootstrap.sh
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+# --- set-up -----------------------------------------------------------------
+.PHONY: bootstrap bootstrap-nodocker image artifacts collection-links
+bootstrap: ## install what is missing: Debian packages, venv, dockerd, fleet image
+	@$(BOOTSTRAP)
+
+bootstrap-nodocker:
+	@$(BOOTSTRAP) --no-docker
+
+image: bootstrap ## rebuild the fleet image even if it exists
+	$(ROOT)/scripts/build_fleet_image.sh
+
+artifacts: ## build the sample-app release tarballs and their sha256
+	@python3 $(ROOT)/tools/sample_app/build_release.py --out $(ARTIFACTS) $(SAMPLE_APP_VERSIONS)
+
+collection-links: ## make the collection importable as fleet.rollout from this checkout
+	@mkdir -p $(COLLECTIONS)/ansible_collections/fleet
+	@ln -sfn $(ROOT) $(COLLECTIONS)/ansible_collections/fleet/rollout
+
+# ansible-test needs the collection at .../ansible_collections/fleet/rollout and
+# resolves symlinks, so it runs in a copy of the files git would ship.
+.PHONY: sanity-tree
+sanity-tree:
+	@rm -rf $(BUILD)/sanity && mkdir -p $(SANITY_TREE)
+	@cd $(ROOT) && git ls-files -co --exclude-standard -z | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
+		| tar --null -T - -cf - | tar -xf - -C $(SANITY_TREE)
+
+# --- tests ------------------------------------------------------------------
+.PHONY: test sanity units lint changelog-lint collection-build molecule smoke
+test: bootstrap artifacts collection-links ## run every test (sanity, units, lint, build check, molecule)
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory sanity units lint changelog-lint collection-build molecule; \
+	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
+
+sanity: bootstrap-nodocker sanity-tree ## ansible-test sanity
+	cd $(SANITY_TREE) && ansible-test sanity --venv --python $(PYTHON_VERSION) --requirements --color no
+
+units: bootstrap-nodocker sanity-tree ## ansible-test units (modules, module_utils, probe, sample app; real haproxy/nginx)
+	cd $(SANITY_TREE) && ansible-test units --venv --python $(PYTHON_VERSION) --requirements --color no
+
+lint: bootstrap-nodocker collection-links ## ansible-lint (production profile) and yamllint
+	cd $(ROOT) && ansible-lint --offline
+
+changelog-lint: bootstrap-nodocker ## antsibull-changelog lint on the fragments
+	cd $(ROOT) && antsibull-changelog lint
+
+collection-build: bootstrap-nodocker ## build the collection tarball and check what it ships
+	@rm -rf $(BUILD)/dist && mkdir -p $(BUILD)/dist
+	cd $(ROOT) && ansible-galaxy collection build --force --output-path $(BUILD)/dist >/dev/null
+	python3 $(ROOT)/scripts/check_collection_tarball.py $(BUILD)/dist/fleet-rollout-*.tar.gz
+
+molecule: bootstrap artifacts collection-links ## every Molecule scenario on one shared lab fleet
+	cd $(ROOT) && molecule test --all --shared-state
+
+smoke: bootstrap artifacts collection-links ## the smoke scenario alone
+	cd $(ROOT) && molecule test -s smoke --shared-state
+
+# --- the lab ----------------------------------------------------------------
+.PHONY: lab-up lab-down demo
+lab-up: bootstrap collection-links ## create (or reuse) the lab fleet containers
+	cd $(ROOT) && ansible-playbook playbooks/lab_up.yml
+
+lab-down: bootstrap-nodocker collection-links ## remove the lab fleet
+	cd $(ROOT) && ansible-playbook playbooks/lab_down.yml
+
+demo: bootstrap artifacts collection-links lab-up ## lab fleet, sample app 1.0.0 behind both LBs, live traffic summary
+	cd $(ROOT) && ansible-playbook tools/lab/stack.yml -e sample_app_version=1.0.0
+	cd $(ROOT) && ansible-playbook tools/lab/probe.yml -e probe_name=demo -e probe_duration=20 -e probe_rate=50
+	@python3 $(ROOT)/tools/probe/rollout_probe.py summarize $(BUILD)/probe/demo.jsonl
+	@echo "records: $(BUILD)/probe/demo.jsonl   fleet: docker ps --filter label=org.fleet-rollout.lab"
+
+# --- maintenance ------------------------------------------------------------
+.PHONY: lock clean
+lock: ## regenerate requirements.txt from requirements.in
+	@tmp=$$(mktemp -d) && python3 -m venv $$tmp && $$tmp/bin/pip install -q --upgrade 'pip>=24' \
+		&& $$tmp/bin/pip install -q -r $(ROOT)/requirements.in \
+		&& { echo "# Full lock of requirements.in (regenerate with: make lock). Installed by scripts/bootstrap.sh."; \
+		     $$tmp/bin/pip freeze --exclude pip --exclude setuptools --exclude wheel; } > $(ROOT)/requirements.txt \
+		&& rm -rf $$tmp
+
+clean: ## remove build output (not the venv, the image or the lab fleet)
+	rm -rf $(BUILD) $(ROOT)/tests/output

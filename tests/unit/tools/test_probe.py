@@ -1,0 +1,147 @@
+"""The traffic probe, against real sample-app servers on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+
+def run_probe(probe, tmp_path, *args):
+    out = tmp_path / "probe.jsonl"
+    summary = tmp_path / "summary.json"
+    code = probe.main(["run", "--out", str(out), "--summary-json", str(summary), *args])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    return code, records, json.loads(summary.read_text())
+
+
+def closed_port_url():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return "http://127.0.0.1:%d" % port
+
+
+def test_records_every_request_with_version_and_host(probe, run_app, tmp_path, capsys):
+    _, url_a = run_app(version="1.0.0")
+    _, url_b = run_app(version="2.0.0")
+    code, records, summary = run_probe(probe, tmp_path, "--url", url_a, "--url", url_b,
+                                       "--rate", "200", "--count", "60")
+    assert code == 0
+    assert len(records) == 60 and sorted(r["seq"] for r in records) == list(range(60))
+    assert {r["status"] for r in records} == {200}
+    # Round robin over the two targets, each answering with its own version.
+    assert sum(r["version"] == "1.0.0" for r in records) == 30
+    for r in records:
+        assert r["version"] == ("1.0.0" if r["target"] == url_a else "2.0.0")
+        assert r["host"] == socket.gethostname()
+        assert r["t"] > 0 and r["dur"] > 0 and r["error"] is None
+    assert summary["sent"] == 60 and summary["failed"] == 0
+    assert summary["by_version"] == {"1.0.0": 30, "2.0.0": 30}
+    assert "failed:      0" in capsys.readouterr().out
+
+
+def test_fixed_rate_holds_while_some_requests_are_slow(probe, run_app, tmp_path):
+    _, url = run_app()
+    started = time.monotonic()
+    code, records, summary = run_probe(probe, tmp_path, "--url", url, "--rate", "50", "--duration", "1.5",
+                                       "--request", "GET / 9", "--request", "GET /slow?s=1 1")
+    elapsed = time.monotonic() - started
+    assert code == 0 and summary["failed"] == 0
+    assert len(records) == 75  # 1.5 s at 50/s, however slow some answers are
+    assert sum(r["path"] == "/slow?s=1" for r in records) == 7  # weights 9:1, smooth round robin: every 10th from the 10th
+    assert summary["achieved_rate"] == pytest.approx(50, rel=0.1)
+    starts = sorted(r["t"] for r in records)
+    assert starts[-1] - starts[0] < 1.6
+    assert elapsed < 3.5  # last slow request finishes about 1 s after the last start
+
+
+def test_connection_errors_and_5xx_count_as_failed(probe, run_app, tmp_path):
+    _, bad = run_app(error_rate="1")
+    down = closed_port_url()
+    code, records, summary = run_probe(probe, tmp_path, "--url", bad, "--url", down, "--rate", "100",
+                                       "--count", "20", "--max-failed", "0", "--timeout", "2")
+    assert code == 1
+    assert summary["failed"] == 20
+    assert summary["by_status"] == {"500": 10, "error": 10}
+    assert summary["errors"] == {"connection refused": 10}
+    assert summary["longest_failure_run"]["count"] == 20
+
+
+def test_users_posts_and_variant_header(probe, run_app, tmp_path):
+    server, url = run_app()
+    code, records, summary = run_probe(
+        probe, tmp_path, "--url", url, "--rate", "200", "--count", "12", "--users", "3",
+        "--user-cookie", "uid", "--request", 'POST /orders 1 {"item": 1}', "--variant-header", "X-App-Host")
+    assert code == 0
+    assert [r["user"] for r in sorted(records, key=lambda r: r["seq"])][:4] == ["user-1", "user-2", "user-3", "user-1"]
+    assert {r["status"] for r in records} == {201}
+    assert summary["by_variant"] == {socket.gethostname(): 12}
+    assert server.RequestHandlerClass.counters.snapshot()["orders"] == 12
+
+
+def test_stop_file_ends_the_run_early(probe, run_app, tmp_path):
+    _, url = run_app()
+    stop = tmp_path / "stop"
+    timer = threading.Timer(0.5, stop.write_text, args=("",))
+    timer.start()
+    started = time.monotonic()
+    code, records, summary = run_probe(probe, tmp_path, "--url", url, "--rate", "20", "--duration", "30",
+                                       "--stop-file", str(stop))
+    assert code == 0
+    assert time.monotonic() - started < 3
+    assert 5 <= summary["sent"] <= 30
+
+
+def test_longest_failure_run_spans_consecutive_failures(probe):
+    def rec(t, status, dur=0.1):
+        return {"t": t, "dur": dur, "status": status, "error": None if status else "timeout"}
+
+    records = [rec(0, 200), rec(1, 503), rec(2, None, dur=0.5), rec(3, 200), rec(4, 500), rec(5, 200)]
+    run = probe.longest_failure_run(records)
+    assert run["count"] == 2 and run["duration_s"] == pytest.approx(1.5)
+    assert probe.longest_failure_run([rec(0, 200)])["count"] == 0
+    assert probe.longest_failure_run([rec(0, 404)], fail_on_4xx=True)["count"] == 1
+
+
+def test_summary_percentiles_and_version_spans(probe):
+    records = [{"t": float(i), "dur": (i + 1) / 100.0, "status": 200, "version": "1.0.0" if i < 60 else "2.0.0"}
+               for i in range(100)]
+    summary = probe.summarize(records)
+    assert summary["latency_s"]["p50"] == pytest.approx(0.50)
+    assert summary["latency_s"]["p99"] == pytest.approx(0.99)
+    assert summary["version_spans"]["2.0.0"] == {"first": 60.0, "last": 99.0}
+    assert summary["failed"] == 0 and summary["sent"] == 100
+
+
+def test_summarize_command_reads_records(probe, tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(json.dumps({"t": i, "dur": 0.01, "status": 200 if i % 2 else 502}) for i in range(10)))
+    assert probe.main(["summarize", str(path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["failed"] == 5 and summary["longest_failure_run"]["count"] == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--url", "http://x"], "--duration and/or --count"),
+    (["--url", "ftp://x", "--count", "1"], "expected http"),
+    (["--url", "http://x", "--count", "0"], "--count must be"),
+    (["--url", "http://x", "--duration", "99999"], "--duration must be"),
+    (["--url", "http://x", "--count", "1", "--users", "3"], "--user-cookie or --user-header"),
+    (["--url", "http://x", "--count", "1", "--request", "GET nopath"], "path must start"),
+    (["--url", "http://x", "--count", "1", "--header", "novalue"], "Name: value"),
+])
+def test_bad_arguments_are_clear_errors(probe, capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        probe.main(["run", *args])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_weighted_cycle_is_smooth(probe):
+    specs = [probe.RequestSpec("GET", "/a", 3), probe.RequestSpec("GET", "/b", 1)]
+    cycle = probe.weighted_cycle(specs)
+    assert [next(cycle).path for _ in range(8)] == ["/a", "/a", "/b", "/a"] * 2
