@@ -50,12 +50,16 @@ collection-links: ## make the collection importable as fleet.rollout from this c
 	@ln -sfn $(ROOT) $(COLLECTIONS)/ansible_collections/fleet/rollout
 
 # ansible-test needs the collection at .../ansible_collections/fleet/rollout and
-# resolves symlinks, so it runs in a copy of the files git would ship.
+# resolves symlinks, so it runs in a copy of the files git would ship. The copy
+# gets its own git repository: otherwise ansible-test lists files through this
+# checkout's git, which ignores build/, and finds no targets.
 .PHONY: sanity-tree
 sanity-tree:
 	@rm -rf $(BUILD)/sanity && mkdir -p $(SANITY_TREE)
 	@cd $(ROOT) && git ls-files -co --exclude-standard -z | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
 		| tar --null -T - -cf - | tar -xf - -C $(SANITY_TREE)
+	@cd $(SANITY_TREE) && git init -q && git add -A && \
+		git -c user.name=sanity -c user.email=sanity@localhost commit -qm tree --no-verify
 
 # --- tests ------------------------------------------------------------------
 .PHONY: test sanity units lint changelog-lint collection-build molecule smoke

@@ -26,7 +26,7 @@ done
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
-APT_PACKAGES=(debootstrap haproxy nginx socat python3-venv)
+APT_PACKAGES=(debootstrap haproxy nginx socat python3-venv shellcheck git)
 [ "$want_docker" = 1 ] && APT_PACKAGES+=(docker.io)
 
 install_debian_packages() {
@@ -114,13 +114,22 @@ ensure_docker() {
 }
 
 ensure_image() {
-    if docker image inspect "$FLEET_IMAGE" >/dev/null 2>&1; then
+    if [ "$FLEET_IMAGE" != "$FLEET_DEFAULT_IMAGE" ]; then
+        # A user-supplied image (e.g. from a site registry) is used as it is.
+        if ! docker image inspect "$FLEET_IMAGE" >/dev/null 2>&1; then
+            log "pulling $FLEET_IMAGE"
+            docker pull "$FLEET_IMAGE"
+        fi
         return 0
     fi
-    if [ "$FLEET_IMAGE" != "$FLEET_DEFAULT_IMAGE" ]; then
-        log "pulling $FLEET_IMAGE"
-        docker pull "$FLEET_IMAGE"
+    local want have
+    want=$(sha256sum "$ROOT/scripts/build_fleet_image.sh" | cut -c1-16)
+    have=$(docker image inspect -f '{{ index .Config.Labels "org.fleet-rollout.recipe" }}' "$FLEET_IMAGE" 2>/dev/null || true)
+    if [ "$have" = "$want" ]; then
         return 0
+    fi
+    if [ -n "$have" ]; then
+        log "fleet image $FLEET_IMAGE was built by an older recipe; rebuilding"
     fi
     "$ROOT/scripts/build_fleet_image.sh"
 }

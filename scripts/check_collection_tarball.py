@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Check that a built collection tarball ships what users need and nothing else.
 
     check_collection_tarball.py fleet-rollout-X.Y.Z.tar.gz

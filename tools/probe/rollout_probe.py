@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Traffic probe: what users saw during a rollout, one JSON line per request.
 
 Sends requests at a fixed rate, for a bounded time and/or count, to one or
@@ -295,10 +294,10 @@ class Probe:
             record["error"] = "timeout"
         except ConnectionRefusedError:
             record["error"] = "connection refused"
-        except ConnectionResetError:
-            record["error"] = "connection reset"
         except http.client.RemoteDisconnected:
             record["error"] = "remote disconnected"
+        except ConnectionResetError:
+            record["error"] = "connection reset"
         except (OSError, http.client.HTTPException) as exc:
             record["error"] = type(exc).__name__
         finally:
@@ -331,7 +330,7 @@ class Probe:
             self.out = open(self.args.out, "w", encoding="utf-8", buffering=1)
         try:
             self.t0 = time.time() + 0.05
-            workers = [threading.Thread(target=self._worker, daemon=True) for _ in range(self.args.concurrency)]
+            workers = [threading.Thread(target=self._worker, daemon=True) for n in range(self.args.concurrency)]
             if self.args.stop_file:
                 threading.Thread(target=self._watch_stop_file, daemon=True).start()
             for worker in workers:
@@ -359,7 +358,7 @@ def load_records(path: str) -> list[dict]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rollout_probe", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="rollout_probe", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="send traffic and record every request")

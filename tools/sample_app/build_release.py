@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build sample-app release tarballs with their sha256.
 
     build_release.py --out DIR [VERSION ...]

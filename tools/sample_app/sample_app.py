@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Sample application used by the fleet.rollout lab, tests and demo.
 
 A small stdlib-only HTTP/1.1 service. Every answer carries the release's

@@ -8,6 +8,7 @@ import tarfile
 
 import pytest
 
+
 def test_builds_are_reproducible_and_checksummed(build_release, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     build_release.main(["--out", str(a), "1.0.0", "2.0.1-bad"])

@@ -26,8 +26,8 @@ def closed_port_url():
 
 
 def test_records_every_request_with_version_and_host(probe, run_app, tmp_path, capsys):
-    _, url_a = run_app(version="1.0.0")
-    _, url_b = run_app(version="2.0.0")
+    url_a = run_app(version="1.0.0")[1]
+    url_b = run_app(version="2.0.0")[1]
     code, records, summary = run_probe(probe, tmp_path, "--url", url_a, "--url", url_b,
                                        "--rate", "200", "--count", "60")
     assert code == 0
@@ -45,7 +45,7 @@ def test_records_every_request_with_version_and_host(probe, run_app, tmp_path, c
 
 
 def test_fixed_rate_holds_while_some_requests_are_slow(probe, run_app, tmp_path):
-    _, url = run_app()
+    url = run_app()[1]
     started = time.monotonic()
     code, records, summary = run_probe(probe, tmp_path, "--url", url, "--rate", "50", "--duration", "1.5",
                                        "--request", "GET / 9", "--request", "GET /slow?s=1 1")
@@ -60,7 +60,7 @@ def test_fixed_rate_holds_while_some_requests_are_slow(probe, run_app, tmp_path)
 
 
 def test_connection_errors_and_5xx_count_as_failed(probe, run_app, tmp_path):
-    _, bad = run_app(error_rate="1")
+    bad = run_app(error_rate="1")[1]
     down = closed_port_url()
     code, records, summary = run_probe(probe, tmp_path, "--url", bad, "--url", down, "--rate", "100",
                                        "--count", "20", "--max-failed", "0", "--timeout", "2")
@@ -84,7 +84,7 @@ def test_users_posts_and_variant_header(probe, run_app, tmp_path):
 
 
 def test_stop_file_ends_the_run_early(probe, run_app, tmp_path):
-    _, url = run_app()
+    url = run_app()[1]
     stop = tmp_path / "stop"
     timer = threading.Timer(0.5, stop.write_text, args=("",))
     timer.start()
@@ -144,4 +144,4 @@ def test_bad_arguments_are_clear_errors(probe, capsys, args, message):
 def test_weighted_cycle_is_smooth(probe):
     specs = [probe.RequestSpec("GET", "/a", 3), probe.RequestSpec("GET", "/b", 1)]
     cycle = probe.weighted_cycle(specs)
-    assert [next(cycle).path for _ in range(8)] == ["/a", "/a", "/b", "/a"] * 2
+    assert [next(cycle).path for step in range(8)] == ["/a", "/a", "/b", "/a"] * 2

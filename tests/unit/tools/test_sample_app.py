@@ -27,7 +27,7 @@ def get(url, method="GET", body=None, headers=None):
 
 
 def test_root_reports_version_and_host(run_app):
-    _, url = run_app(version="2.0.0")
+    url = run_app(version="2.0.0")[1]
     status, headers, body = get(url + "/", headers={"X-Request-ID": "abc123"})
     data = json.loads(body)
     assert status == 200
@@ -40,7 +40,7 @@ def test_root_reports_version_and_host(run_app):
 def test_keepalive_connection_serves_many_requests(run_app):
     server, url = run_app()
     conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
-    for _ in range(20):
+    for attempt in range(20):
         conn.request("GET", "/")
         response = conn.getresponse()
         response.read()
@@ -49,12 +49,12 @@ def test_keepalive_connection_serves_many_requests(run_app):
 
 
 def test_healthz_knobs(run_app, tmp_path):
-    _, healthy = run_app()
+    healthy = run_app()[1]
     assert get(healthy + "/healthz")[0] == 200
-    _, failing = run_app(health_fail="1")
+    failing = run_app(health_fail="1")[1]
     assert get(failing + "/healthz")[0] == 503
     flag = tmp_path / "down"
-    _, by_file = run_app(fail_file=str(flag))
+    by_file = run_app(fail_file=str(flag))[1]
     assert get(by_file + "/healthz")[0] == 200
     flag.write_text("")
     assert get(by_file + "/healthz")[0] == 503
@@ -63,23 +63,23 @@ def test_healthz_knobs(run_app, tmp_path):
 
 
 def test_error_rate_knob_fails_that_share_of_requests(run_app):
-    _, url = run_app(error_rate="0.5")
-    statuses = [get(url + "/")[0] for _ in range(400)]
+    url = run_app(error_rate="0.5")[1]
+    statuses = [get(url + "/")[0] for attempt in range(400)]
     failed = statuses.count(500)
     assert set(statuses) == {200, 500}
     assert 140 <= failed <= 260  # 0.5 * 400 = 200, well inside 6 sigma
 
 
 def test_bad_release_defaults_apply_and_env_overrides_them(run_app):
-    _, bad = run_app(version="2.0.1-bad", defaults={"error_rate": 1.0})
+    bad = run_app(version="2.0.1-bad", defaults={"error_rate": 1.0})[1]
     assert get(bad + "/")[0] == 500
     assert get(bad + "/healthz")[0] == 200  # only traffic analysis can catch it
-    _, fixed = run_app(version="2.0.1-bad", defaults={"error_rate": 1.0}, error_rate="0")
+    fixed = run_app(version="2.0.1-bad", defaults={"error_rate": 1.0}, error_rate="0")[1]
     assert get(fixed + "/")[0] == 200
 
 
 def test_latency_knob_adds_latency(run_app):
-    _, url = run_app(latency_ms="150")
+    url = run_app(latency_ms="150")[1]
     started = time.monotonic()
     get(url + "/")
     assert time.monotonic() - started >= 0.15
@@ -89,12 +89,11 @@ def test_latency_knob_adds_latency(run_app):
 
 
 def test_orders_are_appended_to_the_data_file(run_app, tmp_path):
-    _, url = run_app()
+    url = run_app()[1]
     for n in range(3):
-        status, _, body = get(url + "/orders", "POST", json.dumps({"item": n}).encode(),
-                              {"Content-Type": "application/json", "X-Request-ID": "r%d" % n})
-        assert status == 201
-    _, _, shadow = get(url + "/orders", "POST", b'{"item": 9}', {"X-Shadow-Request": "1"})
+        headers = {"Content-Type": "application/json", "X-Request-ID": "r%d" % n}
+        assert get(url + "/orders", "POST", json.dumps({"item": n}).encode(), headers)[0] == 201
+    get(url + "/orders", "POST", b'{"item": 9}', {"X-Shadow-Request": "1"})
     lines = (tmp_path / "data" / "orders.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["order"]["item"] for r in records] == [0, 1, 2, 9]
@@ -104,8 +103,8 @@ def test_orders_are_appended_to_the_data_file(run_app, tmp_path):
 
 
 def test_checkout_counts_conversions(run_app):
-    _, url = run_app()
-    for _ in range(3):
+    url = run_app()[1]
+    for attempt in range(3):
         assert json.loads(get(url + "/checkout")[2])["converted"] is True
     get(url + "/")
     stats = json.loads(get(url + "/stats")[2])
@@ -113,7 +112,7 @@ def test_checkout_counts_conversions(run_app):
 
 
 def test_slow_endpoint_is_bounded_and_validated(run_app):
-    _, url = run_app()
+    url = run_app()[1]
     started = time.monotonic()
     assert get(url + "/slow?s=0.3")[0] == 200
     assert time.monotonic() - started >= 0.3
