@@ -11,6 +11,9 @@ BUILD := $(ROOT)/build
 ARTIFACTS := $(BUILD)/artifacts
 COLLECTIONS := $(BUILD)/collections
 SANITY_TREE := $(BUILD)/sanity/ansible_collections/fleet/rollout
+REPORTS := $(BUILD)/reports
+# Scenarios with testinfra tests must each leave a JUnit report with tests in it.
+MOLECULE_TESTED := $(patsubst $(ROOT)/molecule/%/tests,%,$(wildcard $(ROOT)/molecule/*/tests))
 PYTHON_VERSION := 3.11
 SAMPLE_APP_VERSIONS := 1.0.0 2.0.0 2.0.1-bad
 
@@ -64,15 +67,19 @@ sanity-tree:
 # --- tests ------------------------------------------------------------------
 .PHONY: test sanity units lint changelog-lint collection-build molecule smoke
 test: bootstrap artifacts collection-links ## run every test (sanity, units, lint, build check, molecule)
+	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory sanity units lint changelog-lint collection-build molecule; \
-	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
+	echo "make test: everything passed in $$(( $$(date +%s) - start )) s"; \
+	python3 $(ROOT)/scripts/junit_summary.py --label tests $(REPORTS)/*.xml
 
 sanity: bootstrap-nodocker sanity-tree ## ansible-test sanity
 	cd $(SANITY_TREE) && ansible-test sanity --venv --python $(PYTHON_VERSION) --requirements --color no
 
 units: bootstrap-nodocker sanity-tree ## ansible-test units (modules, module_utils, probe, sample app; real haproxy/nginx)
 	cd $(SANITY_TREE) && ansible-test units --venv --python $(PYTHON_VERSION) --requirements --color no
+	@mkdir -p $(REPORTS) && cp $(SANITY_TREE)/tests/output/junit/python$(PYTHON_VERSION)-controller-units.xml $(REPORTS)/units.xml
+	@python3 $(ROOT)/scripts/junit_summary.py --label units $(REPORTS)/units.xml
 
 lint: bootstrap-nodocker collection-links ## ansible-lint (production profile) and yamllint
 	cd $(ROOT) && ansible-lint --offline
@@ -86,10 +93,14 @@ collection-build: bootstrap-nodocker ## build the collection tarball and check w
 	python3 $(ROOT)/scripts/check_collection_tarball.py $(BUILD)/dist/fleet-rollout-*.tar.gz
 
 molecule: bootstrap artifacts collection-links ## every Molecule scenario on one shared lab fleet
+	@mkdir -p $(REPORTS) && rm -f $(REPORTS)/molecule-*.xml
 	cd $(ROOT) && molecule test --all --shared-state
+	@python3 $(ROOT)/scripts/junit_summary.py --label molecule $(foreach s,$(MOLECULE_TESTED),$(REPORTS)/molecule-$(s).xml)
 
 smoke: bootstrap artifacts collection-links ## the smoke scenario alone
+	@mkdir -p $(REPORTS)
 	cd $(ROOT) && molecule test -s smoke --shared-state
+	@python3 $(ROOT)/scripts/junit_summary.py --label smoke $(REPORTS)/molecule-smoke.xml
 
 # --- the lab ----------------------------------------------------------------
 .PHONY: lab-up lab-down demo

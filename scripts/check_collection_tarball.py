@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import tarfile
 
-FORBIDDEN_TOP = {"tests", "molecule", "tools", "scripts", "build", "bench", ".ci", ".config", ".git"}
+FORBIDDEN_TOP = {"tests", "molecule", "tools", "scripts", "build", "bench", ".ci", ".config", ".git", ".pytest_cache", "ansible.cfg"}
 REQUIRED = {"MANIFEST.json", "FILES.json", "meta/runtime.yml", "README.md"}
 
 

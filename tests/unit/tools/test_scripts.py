@@ -1,0 +1,54 @@
+"""The project's own check scripts, on tarballs and reports they must reject."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from conftest import load_tool
+
+
+@pytest.fixture(scope="module")
+def tarball_check():
+    return load_tool("check_collection_tarball", "scripts/check_collection_tarball.py")
+
+
+@pytest.fixture(scope="module")
+def junit_summary():
+    return load_tool("junit_summary", "scripts/junit_summary.py")
+
+
+def make_tarball(path, names):
+    with tarfile.open(path, "w:gz") as tar:
+        for name in names:
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"x\n"))
+
+
+def test_tarball_with_tests_or_molecule_is_rejected(tarball_check, tmp_path):
+    good = ["MANIFEST.json", "FILES.json", "meta/runtime.yml", "README.md", "plugins/modules/x.py"]
+    make_tarball(tmp_path / "good.tar.gz", good)
+    assert tarball_check.check(str(tmp_path / "good.tar.gz")) == []
+    make_tarball(tmp_path / "bad.tar.gz", good[1:] + ["tests/unit/test_x.py", "molecule/smoke/molecule.yml"])
+    problems = tarball_check.check(str(tmp_path / "bad.tar.gz"))
+    assert "missing MANIFEST.json" in problems
+    assert "must not ship tests/unit/test_x.py" in problems
+    assert "must not ship molecule/smoke/molecule.yml" in problems
+
+
+def write_report(path, tests, failures=0, skipped=0):
+    path.write_text('<testsuites><testsuite tests="%d" failures="%d" errors="0" skipped="%d"/></testsuites>'
+                    % (tests, failures, skipped))
+    return str(path)
+
+
+def test_junit_summary_fails_on_no_tests_failures_and_missing_reports(junit_summary, tmp_path, capsys):
+    ok = write_report(tmp_path / "ok.xml", 10, skipped=1)
+    assert junit_summary.main([ok]) == 0
+    assert capsys.readouterr().out.strip() == "tests: 9 passed, 0 failed, 1 skipped"
+    assert junit_summary.main([write_report(tmp_path / "empty.xml", 0)]) == 1
+    assert junit_summary.main([ok, write_report(tmp_path / "bad.xml", 3, failures=1)]) == 1
+    assert junit_summary.main([ok, str(tmp_path / "missing.xml")]) == 1
