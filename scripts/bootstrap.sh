@@ -103,8 +103,7 @@ ensure_docker() {
     log "starting dockerd (log: /var/log/fleet-rollout-dockerd.log)"
     # setsid: dockerd must outlive this script and the make process.
     setsid nohup dockerd >>/var/log/fleet-rollout-dockerd.log 2>&1 </dev/null &
-    local i
-    for i in $(seq 1 60); do
+    for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && return 0
         sleep 1
     done

@@ -32,7 +32,7 @@ def test_sample_app_serves_its_release(host_for, name):
     assert host.socket("tcp://0.0.0.0:8080").is_listening
     answer = host.run("curl -fsS -D - http://127.0.0.1:8080/")
     assert answer.rc == 0, answer.stderr
-    headers, _, body = answer.stdout.partition("\r\n\r\n")
+    headers, dummy, body = answer.stdout.partition("\r\n\r\n")
     assert "X-App-Version: 1.0.0" in headers
     assert json.loads(body) == {"host": name, "request_id": "", "shadow": False, "version": "1.0.0"}
     assert host.run("curl -fsS http://127.0.0.1:8080/healthz").stdout == "ok\n"

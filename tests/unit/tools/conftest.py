@@ -33,6 +33,16 @@ def build_release():
 
 
 @pytest.fixture(scope="session")
+def tarball_check():
+    return load_tool("check_collection_tarball", "scripts/check_collection_tarball.py")
+
+
+@pytest.fixture(scope="session")
+def junit_summary():
+    return load_tool("junit_summary", "scripts/junit_summary.py")
+
+
+@pytest.fixture(scope="session")
 def sample_app():
     return load_tool("sample_app", "tools/sample_app/sample_app.py")
 

@@ -5,20 +5,6 @@ from __future__ import annotations
 import io
 import tarfile
 
-import pytest
-
-from conftest import load_tool
-
-
-@pytest.fixture(scope="module")
-def tarball_check():
-    return load_tool("check_collection_tarball", "scripts/check_collection_tarball.py")
-
-
-@pytest.fixture(scope="module")
-def junit_summary():
-    return load_tool("junit_summary", "scripts/junit_summary.py")
-
 
 def make_tarball(path, names):
     with tarfile.open(path, "w:gz") as tar:
