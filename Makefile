@@ -112,7 +112,7 @@ lab-down: bootstrap-nodocker collection-links ## remove the lab fleet
 
 demo: bootstrap artifacts collection-links lab-up ## lab fleet, sample app 1.0.0 behind both LBs, live traffic summary
 	cd $(ROOT) && ansible-playbook tools/lab/stack.yml -e sample_app_version=1.0.0
-	cd $(ROOT) && ansible-playbook tools/lab/probe.yml -e probe_name=demo -e probe_duration=20 -e probe_rate=50
+	cd $(ROOT) && ansible-playbook tools/lab/probe.yml -e probe_name=demo -e probe_duration=20 -e probe_rate=50 -e probe_show_summary=false
 	@python3 $(ROOT)/tools/probe/rollout_probe.py summarize $(BUILD)/probe/demo.jsonl
 	@echo "records: $(BUILD)/probe/demo.jsonl   fleet: docker ps --filter label=org.fleet-rollout.lab"
 
