@@ -244,6 +244,13 @@ class Server(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        # Health checkers and load balancers often connect and hang up
+        # (TCP checks, aborted requests): that is normal, not worth a traceback.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 def make_server(settings: dict) -> Server:
     handler = type("BoundHandler", (Handler,), {"settings": settings, "counters": Counters()})

@@ -1,0 +1,311 @@
+# Copyright: fleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Set the admin state and weight of many HAProxy servers, and wait for drains.
+
+The logic behind ``fleet.rollout.haproxy_server``; pure functions where
+possible so the planning is testable without a socket.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ansible_collections.fleet.rollout.plugins.module_utils._atomic_file import write_atomic
+from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntimeError
+
+# srv_admin_state bits (HAProxy src/server.h, enum srv_admin).
+ADMIN_FMAINT = 0x01  # forced maintenance (set server ... state maint)
+ADMIN_FDRAIN = 0x08  # forced drain (set server ... state drain)
+ADMIN_ANY_MAINT = 0x01 | 0x02 | 0x04 | 0x20 | 0x40  # forced, inherited, config, resolution, hostname
+
+OP_STOPPED = 0  # srv_op_state: health checks say down
+
+STATES = ("ready", "drain", "maint")
+MAX_WEIGHT = 256
+
+
+class TargetError(HAProxyRuntimeError):
+    """A selector matched no server; the message lists what exists."""
+
+
+@dataclass
+class Server:
+    backend: str
+    server: str
+    admin_state: int
+    op_state: int
+    weight: int
+    initial_weight: int
+    status: str = ""
+    sessions: int = 0
+    queued: int = 0
+
+    @property
+    def key(self) -> str:
+        return "%s/%s" % (self.backend, self.server)
+
+    @property
+    def mode(self) -> str:
+        """The admin state a user sets: maint wins over drain."""
+        if self.admin_state & ADMIN_FMAINT:
+            return "maint"
+        if self.admin_state & ADMIN_FDRAIN:
+            return "drain"
+        return "ready"
+
+    @property
+    def out_of_service(self) -> bool:
+        """No new traffic can reach it: in maintenance or failing its checks."""
+        return (bool(self.admin_state & ADMIN_ANY_MAINT) or self.op_state == OP_STOPPED
+                or self.status.startswith(("DOWN", "MAINT")))
+
+    def snapshot(self) -> dict:
+        return {
+            "admin_state": self.mode,
+            "status": self.status,
+            "weight": self.weight,
+            "initial_weight": self.initial_weight,
+            "sessions": self.sessions,
+            "queued": self.queued,
+        }
+
+
+@dataclass
+class Change:
+    server: Server
+    state: str
+    weight: int
+    commands: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.commands)
+
+
+def read_servers(client) -> dict[str, Server]:
+    """Every server of every backend, from ``show servers state`` joined with ``show stat``."""
+    stats = {(row["pxname"], row["svname"]): row for row in client.show_stat()}
+    servers = {}
+    for row in client.show_servers_state():
+        name = (row["be_name"], row["srv_name"])
+        stat = stats.get(name, {})
+        server = Server(
+            backend=name[0],
+            server=name[1],
+            admin_state=int(row["srv_admin_state"]),
+            op_state=int(row["srv_op_state"]),
+            weight=int(row["srv_uweight"]),
+            initial_weight=int(row["srv_iweight"]),
+            status=stat.get("status", ""),
+            sessions=_int(stat.get("scur")),
+            queued=_int(stat.get("qcur")),
+        )
+        servers[server.key] = server
+    return servers
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def resolve_targets(selectors: list[str], servers: dict[str, Server]) -> list[str]:
+    """Expand ``backend/server``, ``backend/*`` and bare ``server`` names.
+
+    A bare name means that server in every backend that has it. Order of
+    first appearance is kept and duplicates are dropped.
+    """
+    backends: dict[str, list[str]] = {}
+    for key, server in servers.items():
+        backends.setdefault(server.backend, []).append(key)
+    result: list[str] = []
+    missing = []
+    for selector in selectors:
+        if "/" in selector:
+            backend, name = selector.split("/", 1)
+            if name == "*":
+                found = backends.get(backend, [])
+            else:
+                found = [selector] if selector in servers else []
+        else:
+            found = [key for key, server in servers.items() if server.server == selector]
+        if not found:
+            missing.append(selector)
+        for key in found:
+            if key not in result:
+                result.append(key)
+    if missing:
+        existing = ", ".join(sorted(servers)) or "(none)"
+        raise TargetError("no HAProxy server matches %s; servers that exist: %s"
+                          % (", ".join(repr(m) for m in missing), existing))
+    return result
+
+
+def parse_weight(spec, initial_weight: int) -> int:
+    """``"50"`` → 50; ``"50%"`` → 50 % of the configured (initial) weight."""
+    text = str(spec).strip()
+    try:
+        if text.endswith("%"):
+            percent = float(text[:-1])
+            if not 0 <= percent <= 100 * MAX_WEIGHT:
+                raise ValueError
+            value = int(initial_weight * percent / 100)
+        else:
+            value = int(text)
+    except ValueError:
+        raise ValueError("weight %r: expected an integer 0-%d or a percentage such as '50%%'" % (spec, MAX_WEIGHT)) from None
+    if not 0 <= value <= MAX_WEIGHT:
+        raise ValueError("weight %r gives %d; HAProxy weights are 0-%d" % (spec, value, MAX_WEIGHT))
+    return value
+
+
+def plan(targets: list[str], servers: dict[str, Server], state: str | None, weight) -> list[Change]:
+    changes = []
+    for key in targets:
+        server = servers[key]
+        want_state = state or server.mode
+        want_weight = server.weight if weight is None else parse_weight(weight, server.initial_weight)
+        change = Change(server, want_state, want_weight)
+        if want_state != server.mode:
+            change.commands.append("set server %s state %s" % (key, want_state))
+        if want_weight != server.weight:
+            change.commands.append("set server %s weight %d" % (key, want_weight))
+        changes.append(change)
+    return changes
+
+
+def apply(client, changes: list[Change]) -> None:
+    for change in changes:
+        for command in change.commands:
+            client.run_set(command)
+
+
+def wait_drained(client, keys: list[str], timeout: float, poll_interval: float, polls_required: int,
+                 clock=time.monotonic, sleep=time.sleep) -> dict[str, float | None]:
+    """Wait until every server has no session and no queue.
+
+    An UP server in drain can still get requests that carry its persistence
+    cookie, so it counts as drained after ``polls_required`` consecutive empty
+    polls. A server that is DOWN or in maintenance receives nothing new: one
+    empty poll is enough (waiting on its *status*, as other tools do, never
+    ends). Returns seconds until drained per server, None where it timed out.
+    """
+    started = clock()
+    streak = {key: 0 for key in keys}
+    drained: dict[str, float | None] = {key: None for key in keys}
+    while True:
+        current = read_servers(client)
+        now = clock()
+        for key in keys:
+            if drained[key] is not None:
+                continue
+            server = current.get(key)
+            if server is None:
+                raise TargetError("server %s disappeared while draining" % key)
+            if server.sessions == 0 and server.queued == 0:
+                streak[key] += 1
+                if server.out_of_service or streak[key] >= polls_required:
+                    drained[key] = round(now - started, 3)
+            else:
+                streak[key] = 0
+        if all(value is not None for value in drained.values()):
+            return drained
+        if now - started >= timeout:
+            return drained
+        sleep(min(poll_interval, max(0.0, timeout - (now - started))) or poll_interval)
+
+
+def force_down(client, keys: list[str]) -> None:
+    """Put servers in maintenance and cut their remaining sessions."""
+    for key in keys:
+        client.run_set("set server %s state maint" % key)
+        client.run_set("shutdown sessions server %s" % key)
+
+
+def persist_state(client, path: str) -> None:
+    """Save ``show servers state`` where ``server-state-file`` points, so a reload keeps it."""
+    write_atomic(path, client.show_servers_state_raw(), mode=0o640)
+
+
+def diff_view(changes: list[Change], after: dict[str, Server] | None) -> dict:
+    before_lines = []
+    after_lines = []
+    for change in changes:
+        if not change.changed:
+            continue
+        key = change.server.key
+        before_lines.append("%s: state=%s weight=%d\n" % (key, change.server.mode, change.server.weight))
+        if after is not None and key in after:
+            now = after[key]
+            after_lines.append("%s: state=%s weight=%d\n" % (key, now.mode, now.weight))
+        else:
+            after_lines.append("%s: state=%s weight=%d\n" % (key, change.state, change.weight))
+    return {"before": "".join(before_lines), "after": "".join(after_lines)}
+
+
+class DrainTimeout(HAProxyRuntimeError):
+    def __init__(self, message: str, result: dict):
+        super().__init__(message)
+        self.result = result
+
+
+def converge(client, selectors: list[str], state: str | None = None, weight=None, wait: bool = True,
+             drain_timeout: float = 300.0, poll_interval: float = 1.0, drained_polls: int = 2,
+             on_timeout: str = "fail", persist_path: str | None = None, check_mode: bool = False) -> dict:
+    """Bring the selected servers to ``state``/``weight``; the module's whole job.
+
+    Raises DrainTimeout (carrying the partial result) when a drain times out
+    and ``on_timeout`` is ``fail``.
+    """
+    servers = read_servers(client)
+    targets = resolve_targets(selectors, servers)
+    changes = plan(targets, servers, state, weight)
+    changed = any(change.changed for change in changes)
+    waiting = wait and state in ("drain", "maint")
+    drained: dict[str, float | None] = {}
+    forced: list[str] = []
+    if not check_mode:
+        apply(client, changes)
+        if waiting:
+            drained = wait_drained(client, targets, drain_timeout, poll_interval, drained_polls)
+            late = [key for key, seconds in drained.items() if seconds is None]
+            if late and on_timeout == "force":
+                force_down(client, late)
+                forced = late
+                changed = True
+        if changed and persist_path:
+            persist_state(client, persist_path)
+    after = None if check_mode else read_servers(client)
+    result = {
+        "changed": changed,
+        "servers": [_server_result(change, after, drained, forced, waiting and not check_mode) for change in changes],
+        "diff": diff_view(changes, after),
+    }
+    late = [key for key, seconds in drained.items() if seconds is None and key not in forced]
+    if late:
+        details = ", ".join("%s (%d sessions, %d queued)" % (key, after[key].sessions, after[key].queued) for key in late)
+        raise DrainTimeout("drain timed out after %ss: %s still busy; they stay in %s (use on_timeout=force "
+                           "to cut their sessions)" % (drain_timeout, details, state), result)
+    return result
+
+
+def _server_result(change: Change, after, drained, forced, waited: bool) -> dict:
+    key = change.server.key
+    if after is not None:
+        now = after[key].snapshot()
+    else:
+        now = dict(change.server.snapshot(), admin_state=change.state, weight=change.weight)
+    return {
+        "name": key,
+        "backend": change.server.backend,
+        "server": change.server.server,
+        "changed": change.changed or key in forced,
+        "before": change.server.snapshot(),
+        "after": now,
+        "drained": (drained.get(key) is not None) if waited else None,
+        "drain_seconds": drained.get(key) if waited else None,
+        "forced": key in forced,
+    }
