@@ -78,8 +78,9 @@ sanity: bootstrap-nodocker sanity-tree ## ansible-test sanity
 
 units: bootstrap-nodocker sanity-tree ## ansible-test units (modules, module_utils, probe, sample app; real haproxy/nginx)
 	cd $(SANITY_TREE) && ansible-test units --venv --python $(PYTHON_VERSION) --requirements --color no
-	@mkdir -p $(REPORTS) && cp $(SANITY_TREE)/tests/output/junit/python$(PYTHON_VERSION)-controller-units.xml $(REPORTS)/units.xml
-	@python3 $(ROOT)/scripts/junit_summary.py --label units $(REPORTS)/units.xml
+	@mkdir -p $(REPORTS) && for kind in controller modules module_utils; do \
+		cp $(SANITY_TREE)/tests/output/junit/python$(PYTHON_VERSION)-$$kind-units.xml $(REPORTS)/units-$$kind.xml; done
+	@python3 $(ROOT)/scripts/junit_summary.py --label units $(REPORTS)/units-*.xml
 
 lint: bootstrap-nodocker collection-links ## ansible-lint (production profile) and yamllint
 	cd $(ROOT) && ansible-lint --offline

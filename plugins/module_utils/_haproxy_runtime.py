@@ -15,7 +15,6 @@ import os
 import socket
 
 
-
 class HAProxyRuntimeError(Exception):
     """The runtime API could not be reached or answered nonsense."""
 

@@ -11,14 +11,14 @@ version_added: 0.1.0
 description:
   - Makes an HAProxy map hold exactly the given entries, in the running process and in its file.
   - The running map is replaced atomically with C(prepare map), one C(add map @version) payload and
-    C(commit map @version): every request is routed by the old map or by the new one, never by a
+    C(commit map @version), so every request is routed by the old map or by the new one, never by a
     half-written one. This is the pool switch for blue/green (C(use_backend %[str(svc),map(...)])) and
     the split table for canary and A/B routing.
   - The map file is rewritten with the same content by an atomic rename, so a reload keeps it; HAProxy
     never writes runtime map edits back to the file.
   - No reload is needed or done.
 author:
-  - fleet.rollout contributors
+  - fleet.rollout maintainers (@fleet-rollout)
 extends_documentation_fragment:
   - fleet.rollout.haproxy_runtime
 attributes:

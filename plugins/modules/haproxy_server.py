@@ -18,7 +18,7 @@ description:
   - Does everything C(community.general.haproxy) does for servers, for many servers in one task, with
     check mode and diff mode.
 author:
-  - fleet.rollout contributors
+  - fleet.rollout maintainers (@fleet-rollout)
 extends_documentation_fragment:
   - fleet.rollout.haproxy_runtime
 attributes:

@@ -73,8 +73,10 @@ def test_targets_by_name_backend_wildcard_and_exact():
         hs.resolve_targets(["zz", "be3/*", "a"], servers)
 
 
-@pytest.mark.parametrize("spec, initial, expected", [("0", 10, 0), ("256", 1, 256), ("50%", 10, 5), ("100%", 7, 7),
-                                                      ("150%", 100, 150), (" 33% ", 3, 0)])
+WEIGHTS = [("0", 10, 0), ("256", 1, 256), ("50%", 10, 5), ("100%", 7, 7), ("150%", 100, 150), (" 33% ", 3, 0)]
+
+
+@pytest.mark.parametrize("spec, initial, expected", WEIGHTS)
 def test_weights(spec, initial, expected):
     assert hs.parse_weight(spec, initial) == expected
 

@@ -87,8 +87,8 @@ def test_drain_timeout_force_cuts_sessions_and_sets_maint(lab, run_module, get_u
     thread, result = background_get(get_url, lab.url + "/slow?s=5")
     wait_sessions(lab, "be_shop/a")
     started = time.monotonic()
-    out = run_module(haproxy_server.main, args(lab, servers=["be_shop/a"], state="drain", drain_timeout=0.5,
-                                                on_timeout="force"))
+    params = args(lab, servers=["be_shop/a"], state="drain", drain_timeout=0.5, on_timeout="force")
+    out = run_module(haproxy_server.main, params)
     thread.join(10)
     assert time.monotonic() - started < 3
     assert out.get("failed") is not True and out["changed"] is True
