@@ -103,6 +103,13 @@ smoke: bootstrap artifacts collection-links ## the smoke scenario alone
 	cd $(ROOT) && molecule test -s smoke --shared-state
 	@python3 $(ROOT)/scripts/junit_summary.py --label smoke $(REPORTS)/molecule-smoke.xml
 
+# --- benchmarks ---------------------------------------------------------------
+.PHONY: bench bench-lb
+bench: bench-lb ## every benchmark
+
+bench-lb: bootstrap-nodocker collection-links ## 50 servers drained+readied: haproxy_server vs community.general.haproxy
+	cd $(ROOT) && python3 bench/bench_lb.py --servers 50 --out $(BUILD)/bench-lb.json
+
 # --- the lab ----------------------------------------------------------------
 .PHONY: lab-up lab-down demo
 lab-up: bootstrap collection-links ## create (or reuse) the lab fleet containers

@@ -20,6 +20,8 @@ ADMIN_FDRAIN = 0x08  # forced drain (set server ... state drain)
 ADMIN_ANY_MAINT = 0x01 | 0x02 | 0x04 | 0x20 | 0x40  # forced, inherited, config, resolution, hostname
 
 OP_STOPPED = 0  # srv_op_state: health checks say down
+CHECK_CONFIGURED = 0x02  # srv_check_state / srv_agent_state bits (CHK_ST_*)
+CHECK_ENABLED = 0x04
 
 STATES = ("ready", "drain", "maint")
 MAX_WEIGHT = 256
@@ -40,6 +42,8 @@ class Server:
     status: str = ""
     sessions: int = 0
     queued: int = 0
+    check_state: int = 0
+    agent_state: int = 0
 
     @property
     def key(self) -> str:
@@ -60,9 +64,18 @@ class Server:
         return (bool(self.admin_state & ADMIN_ANY_MAINT) or self.op_state == OP_STOPPED
                 or self.status.startswith(("DOWN", "MAINT")))
 
+    def checks(self, kind: str) -> bool | None:
+        """Whether health (or agent) checks run; None when none are configured."""
+        bits = self.check_state if kind == "health" else self.agent_state
+        if not bits & CHECK_CONFIGURED:
+            return None
+        return bool(bits & CHECK_ENABLED)
+
     def snapshot(self) -> dict:
         return {
             "admin_state": self.mode,
+            "health_checks": self.checks("health"),
+            "agent_checks": self.checks("agent"),
             "status": self.status,
             "weight": self.weight,
             "initial_weight": self.initial_weight,
@@ -100,6 +113,8 @@ def read_servers(client) -> dict[str, Server]:
             status=stat.get("status", ""),
             sessions=_int(stat.get("scur")),
             queued=_int(stat.get("qcur")),
+            check_state=_int(row.get("srv_check_state")),
+            agent_state=_int(row.get("srv_agent_state")),
         )
         servers[server.key] = server
     return servers
@@ -162,8 +177,15 @@ def parse_weight(spec, initial_weight: int) -> int:
     return value
 
 
-def plan(targets: list[str], servers: dict[str, Server], state: str | None, weight) -> list[Change]:
+def plan(targets: list[str], servers: dict[str, Server], state: str | None, weight,
+         health_checks: bool | None = None, agent_checks: bool | None = None) -> list[Change]:
+    """The commands that bring each server where asked; nothing for what already is.
+
+    Raises TargetError, before anything is sent, when checks that are not
+    configured are to be enabled (HAProxy would refuse half-way through).
+    """
     changes = []
+    unconfigured = []
     for key in targets:
         server = servers[key]
         want_state = state or server.mode
@@ -173,7 +195,17 @@ def plan(targets: list[str], servers: dict[str, Server], state: str | None, weig
             change.commands.append("set server %s state %s" % (key, want_state))
         if want_weight != server.weight:
             change.commands.append("set server %s weight %d" % (key, want_weight))
+        for kind, wanted in (("health", health_checks), ("agent", agent_checks)):
+            current = server.checks(kind)
+            if wanted is None or current == wanted or (current is None and not wanted):
+                continue
+            if current is None:
+                unconfigured.append("%s (%s)" % (key, kind))
+                continue
+            change.commands.append("%s %s %s" % ("enable" if wanted else "disable", kind, key))
         changes.append(change)
+    if unconfigured:
+        raise TargetError("cannot enable checks that the HAProxy config does not define: %s" % ", ".join(unconfigured))
     return changes
 
 
@@ -254,7 +286,9 @@ class DrainTimeout(HAProxyRuntimeError):
 
 def converge(client, selectors: list[str], state: str | None = None, weight=None, wait: bool = True,
              drain_timeout: float = 300.0, poll_interval: float = 1.0, drained_polls: int = 2,
-             on_timeout: str = "fail", persist_path: str | None = None, check_mode: bool = False) -> dict:
+             on_timeout: str = "fail", persist_path: str | None = None, check_mode: bool = False,
+             health_checks: bool | None = None, agent_checks: bool | None = None,
+             shutdown_sessions: bool = False) -> dict:
     """Bring the selected servers to ``state``/``weight``; the module's whole job.
 
     Raises DrainTimeout (carrying the partial result) when a drain times out
@@ -262,19 +296,25 @@ def converge(client, selectors: list[str], state: str | None = None, weight=None
     """
     servers = read_servers(client)
     targets = resolve_targets(selectors, servers)
-    changes = plan(targets, servers, state, weight)
+    changes = plan(targets, servers, state, weight, health_checks, agent_checks)
     changed = any(change.changed for change in changes)
     waiting = wait and state in ("drain", "maint")
     drained: dict[str, float | None] = {}
-    forced: list[str] = []
+    # shutdown_sessions (with maint): cut what is still open instead of waiting for it.
+    cut = [change.server.key for change in changes
+           if shutdown_sessions and (change.server.sessions or change.server.queued)]
+    forced = list(cut)
+    changed = changed or bool(cut)
     if not check_mode:
         apply(client, changes)
+        for key in cut:
+            client.run_set("shutdown sessions server %s" % key)
         if waiting:
             drained = wait_drained(client, targets, drain_timeout, poll_interval, drained_polls)
             late = [key for key, seconds in drained.items() if seconds is None]
             if late and on_timeout == "force":
                 force_down(client, late)
-                forced = late
+                forced += late
                 changed = True
         if changed and persist_path:
             persist_state(client, persist_path)

@@ -76,6 +76,21 @@ options:
     type: str
     choices: [fail, force]
     default: fail
+  health_checks:
+    description:
+      - V(true) enables, V(false) disables the servers' health checks (C(enable health)/C(disable health)).
+      - Enabling checks that the config does not define fails before anything changes; disabling them is then
+        a no-op. Omit to leave them as they are.
+    type: bool
+  agent_checks:
+    description:
+      - The same for agent checks (C(enable agent)/C(disable agent)).
+    type: bool
+  shutdown_sessions:
+    description:
+      - With O(state=maint), shut down the servers' open sessions at once instead of letting them finish.
+    type: bool
+    default: false
   persist:
     description:
       - After a change, write C(show servers state) to O(state_file) so a reload restores it.
@@ -144,9 +159,11 @@ servers:
     before:
       description: >-
         State before the task: C(admin_state) (V(ready), V(drain), V(maint)), C(status) (HAProxy's, such
-        as V(UP), V(DOWN), V(DRAIN), V(MAINT)), C(weight), C(initial_weight), C(sessions), C(queued).
+        as V(UP), V(DOWN), V(DRAIN), V(MAINT)), C(weight), C(initial_weight), C(sessions), C(queued),
+        C(health_checks) and C(agent_checks) (true, false, or null when not configured).
       type: dict
-      sample: {admin_state: ready, status: UP, weight: 100, initial_weight: 100, sessions: 3, queued: 0}
+      sample: {admin_state: ready, status: UP, weight: 100, initial_weight: 100, sessions: 3, queued: 0,
+               health_checks: true, agent_checks: null}
     after:
       description: The same fields read back after the task (planned values in check mode).
       type: dict
@@ -158,7 +175,7 @@ servers:
       type: float
       sample: 1.52
     forced:
-      description: Whether its sessions were shut down after the drain timed out.
+      description: Whether its sessions were shut down (O(shutdown_sessions), or O(on_timeout=force) after a timeout).
       type: bool
 """
 
@@ -185,8 +202,11 @@ def main():
             on_timeout=dict(type="str", choices=["fail", "force"], default="fail"),
             persist=dict(type="bool", default=True),
             state_file=dict(type="path", default="/var/lib/haproxy/server-state"),
+            health_checks=dict(type="bool"),
+            agent_checks=dict(type="bool"),
+            shutdown_sessions=dict(type="bool", default=False),
         ),
-        required_one_of=[("state", "weight")],
+        required_one_of=[("state", "weight", "health_checks", "agent_checks")],
         supports_check_mode=True,
     )
     p = module.params
@@ -206,6 +226,8 @@ def main():
     if p["persist"] and not module.check_mode and not os.path.isdir(os.path.dirname(p["state_file"])):
         problems.append("state_file: directory %s does not exist; point state_file at the path of server-state-file "
                         "in haproxy.cfg, or set persist=false" % os.path.dirname(p["state_file"]))
+    if p["shutdown_sessions"] and p["state"] != "maint":
+        problems.append("shutdown_sessions needs state=maint (a drained server is meant to finish its sessions)")
     if problems:
         module.fail_json(msg="; ".join(problems))
 
@@ -216,7 +238,8 @@ def main():
             client, [s.strip() for s in p["servers"]], state=p["state"], weight=p["weight"], wait=p["wait"],
             drain_timeout=p["drain_timeout"], poll_interval=p["poll_interval"], drained_polls=p["drained_polls"],
             on_timeout=p["on_timeout"], persist_path=p["state_file"] if p["persist"] else None,
-            check_mode=module.check_mode,
+            check_mode=module.check_mode, health_checks=p["health_checks"], agent_checks=p["agent_checks"],
+            shutdown_sessions=p["shutdown_sessions"],
         )
     except DrainTimeout as exc:
         module.fail_json(msg=str(exc), **_without_diff(exc.result))

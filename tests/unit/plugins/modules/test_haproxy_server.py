@@ -210,6 +210,40 @@ def test_bad_input_fails_before_touching_the_lb(lab, run_module, extra, message)
     assert lab.servers()["be_shop/a"]["srv_admin_state"] == "0"
 
 
-def test_state_or_weight_is_required(lab, run_module):
+def test_something_to_do_is_required(lab, run_module):
     out = run_module(haproxy_server.main, args(lab, servers=["a"]))
-    assert out["failed"] is True and "one of the following is required: state, weight" in out["msg"]
+    assert out["failed"] is True
+    assert "one of the following is required: state, weight, health_checks, agent_checks" in out["msg"]
+
+
+def test_health_checks_off_and_on(lab, run_module):
+    out = run_module(haproxy_server.main, args(lab, servers=["be_shop/*"], health_checks=False))
+    assert out["changed"] is True
+    assert [s["after"]["health_checks"] for s in out["servers"]] == [False, False]
+    assert {lab.servers()[k]["srv_check_state"] for k in ("be_shop/a", "be_shop/b")} == {"2"}
+    again = run_module(haproxy_server.main, args(lab, servers=["be_shop/*"], health_checks=False))
+    assert again["changed"] is False
+    back = run_module(haproxy_server.main, args(lab, servers=["be_shop/*"], health_checks=True))
+    assert back["changed"] is True and lab.servers()["be_shop/a"]["srv_check_state"] == "6"
+
+
+def test_enabling_checks_the_config_lacks_fails_before_any_change(lab, run_module):
+    # be_other/a has no 'check': nothing to enable there.
+    out = run_module(haproxy_server.main, args(lab, servers=["a"], state="drain", health_checks=True))
+    assert out["failed"] is True
+    assert "cannot enable checks that the HAProxy config does not define: be_other/a (health)" in out["msg"]
+    assert lab.servers()["be_shop/a"]["srv_admin_state"] == "0"
+
+
+def test_shutdown_sessions_cuts_at_once(lab, run_module, get_url):
+    lab.cli("set server be_shop/b state maint")
+    thread, result = background_get(get_url, lab.url + "/slow?s=5")
+    wait_sessions(lab, "be_shop/a")
+    started = time.monotonic()
+    out = run_module(haproxy_server.main, args(lab, servers=["be_shop/a"], state="maint", shutdown_sessions=True))
+    thread.join(10)
+    assert time.monotonic() - started < 2
+    assert out["servers"][0]["forced"] is True and out["servers"][0]["after"]["sessions"] == 0
+    assert result["answer"][0] != 200
+    bad = run_module(haproxy_server.main, args(lab, servers=["be_shop/a"], state="drain", shutdown_sessions=True))
+    assert bad["failed"] is True and "shutdown_sessions needs state=maint" in bad["msg"]
