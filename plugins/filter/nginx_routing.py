@@ -1,0 +1,56 @@
+# Copyright: fleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The nginx routing of a service, as fleet.rollout.nginx_upstream takes it."""
+
+from __future__ import annotations
+
+from ansible_collections.fleet.rollout.plugins.filter.services import pool_servers, preview_pool
+
+MAINTENANCE = "maintenance"
+
+
+def upstream_name(service: str, pool: str) -> str:
+    return "fleet_%s_%s" % (service, pool)
+
+
+def pool_variable(service: str) -> str:
+    return "$fleet_%s_pool" % service.replace("-", "_")
+
+
+def nginx_routing(service: dict, groups, hostvars, active: str, preview_header: str = "X-Rollout-Preview",
+                  max_fails: int = 1, fail_timeout: int = 2, keepalive: int = 16) -> dict:
+    """``upstreams`` and ``maps`` for nginx_upstream: one upstream per pool, and the pool variable.
+
+    The variable names the upstream of the active pool, or the preview pool
+    when the request carries the preview header set to 1; ``active`` may be
+    ``maintenance`` (the server block then answers 503 with Retry-After).
+    """
+    name = service["name"]
+    upstreams = []
+    for pool in service["pools"]:
+        upstreams.append({
+            "name": upstream_name(name, pool["name"]),
+            "keepalive": keepalive,
+            "servers": [{"address": "%s:%d" % (server["address"], server["port"]),
+                         "max_fails": max_fails, "fail_timeout": fail_timeout}
+                        for server in pool_servers(pool, groups, hostvars)],
+        })
+    header_variable = "$http_" + preview_header.lower().replace("-", "_")
+    default = MAINTENANCE if active == MAINTENANCE else upstream_name(name, active)
+    # In maintenance the preview route reaches the first pool: the new release
+    # can be smoke-tested before traffic comes back.
+    preview = upstream_name(name, preview_pool(service, active))
+    return {
+        "upstreams": upstreams,
+        "maps": [{
+            "source": header_variable,
+            "variable": pool_variable(name),
+            "default": default,
+            "entries": [{"key": "1", "value": preview}],
+        }],
+    }
+
+
+class FilterModule:
+    def filters(self):
+        return {"nginx_routing": nginx_routing}

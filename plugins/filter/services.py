@@ -1,0 +1,111 @@
+# Copyright: fleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters over ``rollout_services``, the service/pool model every role shares."""
+
+from __future__ import annotations
+
+
+import re
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def _is_port(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def service_problems(services, groups) -> list[str]:
+    """Every way ``services`` is malformed for this inventory, as messages naming the path."""
+    problems: list[str] = []
+    if not isinstance(services, list) or not services:
+        return ["rollout_services: expected a non-empty list of services, got %r" % (services,)]
+    names = set()
+    ports = {}
+    for index, service in enumerate(services):
+        where = "rollout_services[%d]" % index
+        if not isinstance(service, dict):
+            problems.append("%s: expected a dict with name, port and pools" % where)
+            continue
+        name = service.get("name")
+        if not isinstance(name, str) or not SAFE_NAME.match(name):
+            problems.append("%s.name: expected letters, digits, '_' and '-', got %r" % (where, name))
+        elif name in names:
+            problems.append("%s.name: service %r is defined twice" % (where, name))
+        else:
+            names.add(name)
+            where = "rollout_services[%d] (%s)" % (index, name)
+        port = service.get("port")
+        if not _is_port(port):
+            problems.append("%s.port: expected the LB port, 1-65535, got %r" % (where, port))
+        elif port in ports:
+            problems.append("%s.port: %d is already used by service %r" % (where, port, ports[port]))
+        else:
+            ports[port] = name
+        health = service.get("health_path", "/healthz")
+        if not isinstance(health, str) or not health.startswith("/") or any(c in health for c in " \t\"'"):
+            problems.append("%s.health_path: expected a path such as /healthz, got %r" % (where, health))
+        pools = service.get("pools")
+        if not isinstance(pools, list) or not pools:
+            problems.append("%s.pools: expected a non-empty list of pools ({name, group, port})" % where)
+            continue
+        pool_names = []
+        for pindex, pool in enumerate(pools):
+            pwhere = "%s.pools[%d]" % (where, pindex)
+            if not isinstance(pool, dict):
+                problems.append("%s: expected a dict with name, group and port" % pwhere)
+                continue
+            pname = pool.get("name")
+            if not isinstance(pname, str) or not SAFE_NAME.match(pname) or pname == "maintenance":
+                problems.append("%s.name: expected letters, digits, '_' and '-' (not 'maintenance'), got %r" % (pwhere, pname))
+            elif pname in pool_names:
+                problems.append("%s.name: pool %r is defined twice" % (pwhere, pname))
+            else:
+                pool_names.append(pname)
+            group = pool.get("group")
+            if not isinstance(group, str) or group not in groups:
+                problems.append("%s.group: %r is not a group of the inventory" % (pwhere, group))
+            elif not groups[group]:
+                problems.append("%s.group: group %r has no hosts" % (pwhere, group))
+            if not _is_port(pool.get("port")):
+                problems.append("%s.port: expected the app's port, 1-65535, got %r" % (pwhere, pool.get("port")))
+        active = service.get("active_pool", pool_names[0] if pool_names else None)
+        if pool_names and active not in pool_names:
+            problems.append("%s.active_pool: %r is not one of its pools %s" % (where, active, pool_names))
+        retry_after = service.get("retry_after", 30)
+        if not isinstance(retry_after, int) or isinstance(retry_after, bool) or retry_after < 0:
+            problems.append("%s.retry_after: expected seconds (an integer >= 0), got %r" % (where, retry_after))
+    return problems
+
+
+def pool_servers(pool: dict, groups, hostvars) -> list[dict]:
+    """The servers of a pool: inventory hostname, address (``rollout_address``, ``ansible_host`` or the
+    hostname) and the pool's port, sorted by name so every LB renders the same config."""
+    servers = []
+    for host in sorted(groups[pool["group"]]):
+        hvars = hostvars[host] if host in hostvars else {}
+        address = hvars.get("rollout_address") or hvars.get("ansible_host") or host
+        servers.append({"name": host, "address": address, "port": pool["port"]})
+    return servers
+
+
+def active_pool(service: dict) -> str:
+    """The pool a service starts on: ``active_pool`` or its first pool."""
+    return service.get("active_pool") or service["pools"][0]["name"]
+
+
+def preview_pool(service: dict, active: str) -> str:
+    """The pool the preview route reaches: the first pool that is not active (the active one if alone)."""
+    for pool in service["pools"]:
+        if pool["name"] != active:
+            return pool["name"]
+    return active
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "service_problems": service_problems,
+            "pool_servers": pool_servers,
+            "active_pool": active_pool,
+            "preview_pool": preview_pool,
+        }
