@@ -1,28 +1,8 @@
-"""Testinfra access to the lab fleet, through the lab inventory."""
-
-from __future__ import annotations
+"""Testinfra access to the lab fleet; the helpers live in molecule/resources/labtest.py."""
 
 import os
+import sys
 
-import pytest
-import testinfra
-import testinfra.utils.ansible_runner
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "resources"))
 
-LAB_INVENTORY = os.path.join(os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd()), "inventories", "lab")
-
-
-def lab_hosts(group: str) -> list[str]:
-    """Inventory hostnames of a lab group (read from the inventory, not hard-coded)."""
-    return testinfra.utils.ansible_runner.AnsibleRunner(LAB_INVENTORY).get_hosts(group)
-
-
-@pytest.fixture(scope="session")
-def host_for():
-    cache = {}
-
-    def get(name: str):
-        if name not in cache:
-            cache[name] = testinfra.get_host("ansible://%s?ansible_inventory=%s" % (name, LAB_INVENTORY))
-        return cache[name]
-
-    return get
+from labtest import host_for  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import

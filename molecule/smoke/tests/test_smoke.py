@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import lab_hosts
+from labtest import lab_hosts
 
 ALL = lab_hosts("lab")
 LBS = lab_hosts("lb")

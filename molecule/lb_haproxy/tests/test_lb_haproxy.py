@@ -1,0 +1,106 @@
+"""HAProxy role on both LBs, in front of the release role's pools: real state only."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from labtest import haproxy_cli, http, json_lines, lab_hosts, load_json
+
+LBS = lab_hosts("lb")
+BLUE = lab_hosts("blue")
+GREEN = lab_hosts("green")
+CLIENT = lab_hosts("client")[0]
+
+
+@pytest.mark.parametrize("name", BLUE + GREEN)
+def test_release_role_serves_each_pool_its_version(host_for, name):
+    host = host_for(name)
+    status, headers, body = http(host, "http://127.0.0.1:8080/")
+    assert status == 200
+    assert headers["x-app-version"] == ("1.0.0" if name in BLUE else "2.0.0")
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_config_is_valid_and_identical(host_for, name):
+    host = host_for(name)
+    assert host.service("haproxy").is_running and host.service("haproxy").is_enabled
+    assert host.run("haproxy -c -q -f /etc/haproxy/haproxy.cfg").rc == 0
+    assert host.file("/etc/haproxy/haproxy.cfg").content_string == host_for(LBS[0]).file("/etc/haproxy/haproxy.cfg").content_string
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_admin_socket_is_local_only(host_for, name):
+    host = host_for(name)
+    sock = host.file("/run/haproxy/admin.sock")
+    assert sock.is_socket and sock.mode == 0o660 and sock.group == "haproxy"
+    # HAProxy listens on the service port and, on loopback only, Prometheus: nothing else.
+    lines = host.run("ss -ltnpH").stdout.splitlines()
+    assert sorted(line.split()[3] for line in lines if '"haproxy"' in line) == ["0.0.0.0:80", "127.0.0.1:8405"]
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_pool_map_and_rollout_state(host_for, name):
+    host = host_for(name)
+    lines = [line for line in host.file("/etc/haproxy/maps/shop.map").content_string.splitlines()
+             if line and not line.startswith("#")]
+    assert lines == ["active be_shop_blue", "preview be_shop_green"]
+    live = haproxy_cli(host, "show map /etc/haproxy/maps/shop.map")
+    assert [line.split(None, 1)[1] for line in live.splitlines() if line.strip()] == lines
+    state = load_json(host, "/var/lib/fleet-rollout/shop/state.json")
+    assert state["active_pool"] == "blue" and state["lb"] == "haproxy" and set(state["pools"]) == {"blue", "green"}
+
+
+@pytest.mark.parametrize("lb", LBS)
+def test_traffic_goes_to_the_active_pool_and_preview_to_the_other(host_for, lb):
+    client = host_for(CLIENT)
+    seen = set()
+    for attempt in range(8):
+        status, headers, _body = http(client, "http://%s/" % lb)
+        assert status == 200 and headers["x-app-version"] == "1.0.0"
+        assert headers["x-request-id"]  # set by HAProxy, echoed by the app
+        seen.add(headers["x-app-host"])
+    assert seen == set(BLUE)
+    status, headers, _body = http(client, "http://%s/" % lb, {"X-Rollout-Preview": "1"})
+    assert status == 200 and headers["x-app-version"] == "2.0.0" and headers["x-app-host"] in GREEN
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_request_log_is_json_with_id_backend_server_and_time(host_for, name):
+    host = host_for(name)
+    marker = "/?probe=%s" % uuid.uuid4().hex
+    http(host, "http://127.0.0.1" + marker)
+    records = [r for r in json_lines(host.run("journalctl -u haproxy -o cat --no-pager -n 200").stdout)
+               if r.get("path") == marker]
+    assert len(records) == 1, records
+    record = records[0]
+    assert record["backend"] == "be_shop_blue" and record["server"] in BLUE
+    assert record["status"] == 200 and record["tr"] >= 0 and record["id"]
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_a_reload_keeps_runtime_drains(host_for, name):
+    host = host_for(name)
+    server = "be_shop_blue/%s" % BLUE[0]
+    assert haproxy_cli(host, "set server %s state drain" % server).strip() == ""
+    try:
+        assert host.run("systemctl reload haproxy").rc == 0
+        state = haproxy_cli(host, "show servers state be_shop_blue")
+        row = [line.split() for line in state.splitlines() if " %s " % BLUE[0] in line][0]
+        assert row[6] == "8"  # srv_admin_state: forced drain, carried over the reload
+    finally:
+        haproxy_cli(host, "set server %s state ready" % server)
+        host.run("systemctl reload haproxy")
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_maintenance_backend_answers_503_with_retry_after(host_for, name):
+    host = host_for(name)
+    # No healthy server in a pool: the pool's 503 page, with Retry-After, not a hang.
+    out = haproxy_cli(host, "set map /etc/haproxy/maps/shop.map preview be_shop_maintenance")
+    try:
+        status, headers, body = http(host, "http://127.0.0.1/", {"X-Rollout-Preview": "1"})
+        assert status == 503 and headers["retry-after"] == "15" and "shop is being updated" in body
+    finally:
+        haproxy_cli(host, "set map /etc/haproxy/maps/shop.map preview be_shop_green")
+    assert out.strip() == ""

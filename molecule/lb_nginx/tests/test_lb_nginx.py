@@ -1,0 +1,72 @@
+"""Nginx role on both LBs, in front of the release role's pools: real state only."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from labtest import http, json_lines, lab_hosts, load_json
+
+LBS = lab_hosts("lb")
+BLUE = lab_hosts("blue")
+GREEN = lab_hosts("green")
+CLIENT = lab_hosts("client")[0]
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_config_is_valid_and_identical(host_for, name):
+    host = host_for(name)
+    assert host.service("nginx").is_running and host.service("nginx").is_enabled
+    assert host.run("nginx -t -q").rc == 0
+    first = host_for(LBS[0])
+    for path in ("/etc/nginx/conf.d/fleet-rollout.conf", "/etc/nginx/fleet/catalog.routing.conf"):
+        assert host.file(path).content_string == first.file(path).content_string
+    assert not host.file("/etc/nginx/sites-enabled/default").exists
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_routing_file_and_rollout_state(host_for, name):
+    host = host_for(name)
+    routing = host.file("/etc/nginx/fleet/catalog.routing.conf").content_string
+    assert "upstream fleet_catalog_blue {" in routing and "upstream fleet_catalog_green {" in routing
+    assert "default fleet_catalog_blue;" in routing and "1 fleet_catalog_green;" in routing
+    for app in BLUE + GREEN:
+        assert "server %s:8080" % app in routing
+    state = load_json(host, "/var/lib/fleet-rollout/catalog/state.json")
+    assert state["active_pool"] == "blue" and state["lb"] == "nginx"
+
+
+@pytest.mark.parametrize("lb", LBS)
+def test_traffic_goes_to_the_active_pool_and_preview_to_the_other(host_for, lb):
+    client = host_for(CLIENT)
+    seen = set()
+    for attempt in range(8):
+        status, headers, _body = http(client, "http://%s:8000/" % lb)
+        assert status == 200 and headers["x-app-version"] == "1.0.0" and headers["x-request-id"]
+        seen.add(headers["x-app-host"])
+    assert seen == set(BLUE)
+    status, headers, _body = http(client, "http://%s:8000/" % lb, {"X-Rollout-Preview": "1"})
+    assert status == 200 and headers["x-app-version"] == "2.0.0" and headers["x-app-host"] in GREEN
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_access_log_is_json_with_request_id_pool_and_upstream(host_for, name):
+    host = host_for(name)
+    marker = "/?probe=%s" % uuid.uuid4().hex
+    status, headers, _body = http(host, "http://127.0.0.1:8000" + marker)
+    assert status == 200
+    records = [r for r in json_lines(host.file("/var/log/nginx/fleet-catalog.access.json").content_string)
+               if r["uri"] == marker]
+    assert len(records) == 1
+    record = records[0]
+    assert record["id"] == headers["x-request-id"]  # the id the app received is the one logged
+    assert record["pool"] == "fleet_catalog_blue" and record["status"] == 200
+    assert record["upstream"].rsplit(":", 1)[1] == "8080" and record["rt"] >= 0
+
+
+@pytest.mark.parametrize("name", LBS)
+def test_stub_status_only_on_localhost(host_for, name):
+    host = host_for(name)
+    status, _headers, body = http(host, "http://127.0.0.1:8090/stub_status")
+    assert status == 200 and "Active connections" in body
+    assert "tcp://127.0.0.1:8090" in {str(s) for s in host.socket.get_listening_sockets()}

@@ -1,0 +1,84 @@
+"""Testinfra helpers shared by the Molecule scenarios: the lab fleet, read from its inventory."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import testinfra
+import testinfra.utils.ansible_runner
+
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+LAB_INVENTORY = os.path.join(PROJECT, "inventories", "lab")
+
+
+def lab_hosts(group: str) -> list[str]:
+    """Inventory hostnames of a lab group (read from the inventory, not hard-coded)."""
+    return testinfra.utils.ansible_runner.AnsibleRunner(LAB_INVENTORY).get_hosts(group)
+
+
+@pytest.fixture(scope="session")
+def host_for():
+    cache = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = testinfra.get_host("ansible://%s?ansible_inventory=%s" % (name, LAB_INVENTORY))
+        return cache[name]
+
+    return get
+
+
+def http(host, url: str, headers: dict | None = None) -> tuple[int, dict, str]:
+    """(status, lower-cased headers, body) of a GET made with curl on ``host``."""
+    args = ["curl", "-sS", "-D", "-", "-o", "-", "--max-time", "10"]
+    for name, value in (headers or {}).items():
+        args += ["-H", "%s: %s" % (name, value)]
+    result = host.run(" ".join(_quote(a) for a in args + [url]))
+    assert result.rc == 0, result.stderr
+    head, _sep, body = result.stdout.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    status = int(lines[0].split()[1])
+    parsed = {}
+    for line in lines[1:]:
+        name, _colon, value = line.partition(":")
+        parsed[name.strip().lower()] = value.strip()
+    return status, parsed, body
+
+
+def _quote(arg: str) -> str:
+    return "'" + arg.replace("'", "'\"'\"'") + "'"
+
+
+def load_json(host, path: str):
+    return json.loads(host.file(path).content_string)
+
+
+HAPROXY_CLI = (
+    "import socket,sys\n"
+    "s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1]);s.sendall(sys.argv[2].encode()+b'\\n')\n"
+    "out=b''\n"
+    "while True:\n"
+    "    d=s.recv(65536)\n"
+    "    if not d: break\n"
+    "    out+=d\n"
+    "sys.stdout.write(out.decode())\n"
+)
+
+
+def haproxy_cli(host, command: str, socket_path: str = "/run/haproxy/admin.sock") -> str:
+    """Send one runtime API command on ``host`` (python3 is there; socat may not be)."""
+    result = host.run(" ".join(_quote(a) for a in ["python3", "-c", HAPROXY_CLI, socket_path, command]))
+    assert result.rc == 0, result.stderr
+    return result.stdout
+
+
+def json_lines(text: str) -> list[dict]:
+    """The JSON objects among log lines (HAProxy's journal also holds its notices)."""
+    records = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    return records
