@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.fleet.rollout.plugins.filter.services import pool_servers, preview_pool
 
 MAINTENANCE = "maintenance"
@@ -18,14 +20,21 @@ def pool_variable(service: str) -> str:
 
 
 def nginx_routing(service: dict, groups, hostvars, active: str, preview_header: str = "X-Rollout-Preview",
-                  max_fails: int = 1, fail_timeout: int = 2, keepalive: int = 16) -> dict:
+                  max_fails: int = 1, fail_timeout: int = 2, keepalive: int = 16,
+                  preview_guard: str = "$fleet_preview_allowed") -> dict:
     """``upstreams`` and ``maps`` for nginx_upstream: one upstream per pool, and the pool variable.
 
     The variable names the upstream of the active pool, or the preview pool
-    when the request carries the preview header set to 1; ``active`` may be
-    ``maintenance`` (the server block then answers 503 with Retry-After).
+    when the request carries the preview header set to 1 and ``preview_guard``
+    (a variable the nginx role sets to 1 for trusted source networks) is 1;
+    ``active`` may be ``maintenance`` (the server block then answers 503 with
+    Retry-After).
     """
     name = service["name"]
+    pools = [pool["name"] for pool in service["pools"]]
+    if active != MAINTENANCE and active not in pools:
+        raise AnsibleFilterError("nginx_routing: active pool %r of service %r is not one of %s or %r"
+                                 % (active, name, pools, MAINTENANCE))
     upstreams = []
     for pool in service["pools"]:
         upstreams.append({
@@ -43,10 +52,10 @@ def nginx_routing(service: dict, groups, hostvars, active: str, preview_header: 
     return {
         "upstreams": upstreams,
         "maps": [{
-            "source": header_variable,
+            "source": header_variable + preview_guard,
             "variable": pool_variable(name),
             "default": default,
-            "entries": [{"key": "1", "value": preview}],
+            "entries": [{"key": "11", "value": preview}],
         }],
     }
 

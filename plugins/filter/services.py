@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# What goes into a health check line of haproxy.cfg: no spaces, quotes, '#', braces or control characters.
+HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&()*+,=:@/?-]*$")
 
 
 def _is_port(value) -> bool:
@@ -42,7 +44,7 @@ def service_problems(services, groups) -> list[str]:
         else:
             ports[port] = name
         health = service.get("health_path", "/healthz")
-        if not isinstance(health, str) or not health.startswith("/") or any(c in health for c in " \t\"'"):
+        if not isinstance(health, str) or not HEALTH_PATH.match(health):
             problems.append("%s.health_path: expected a path such as /healthz, got %r" % (where, health))
         pools = service.get("pools")
         if not isinstance(pools, list) or not pools:

@@ -104,10 +104,15 @@ def converge(client, map_path: str, entries, runtime: bool = True, write_file: b
         "file_changed": bool(file_changed),
         "entries": [{"key": key, "value": value} for key, value in wanted],
         "previous_entries": [{"key": key, "value": value} for key, value in (live if live is not None else parse_file(on_disk))],
-        "diff": {
-            "before": on_disk if on_disk is not None else "",
-            "after": content,
-            "before_header": map_path,
-            "after_header": map_path,
-        },
+        "diff": _diff(map_path, on_disk, content, live, wanted, file_changed, runtime_changed),
     }
+
+
+def _diff(map_path, on_disk, content, live, wanted, file_changed, runtime_changed) -> dict:
+    """The file's change when it changes; else the running map's when only that drifted."""
+    if runtime_changed and not file_changed:
+        return {"before": render(live or []), "after": render(wanted),
+                "before_header": "%s (running)" % map_path, "after_header": "%s (running)" % map_path}
+    before = on_disk if on_disk is not None else ""
+    return {"before": before, "after": content if file_changed else before,
+            "before_header": map_path, "after_header": map_path}

@@ -191,10 +191,12 @@ def plan(targets: list[str], servers: dict[str, Server], state: str | None, weig
         want_state = state or server.mode
         want_weight = server.weight if weight is None else parse_weight(weight, server.initial_weight)
         change = Change(server, want_state, want_weight)
-        if want_state != server.mode:
-            change.commands.append("set server %s state %s" % (key, want_state))
-        if want_weight != server.weight:
-            change.commands.append("set server %s weight %d" % (key, want_weight))
+        state_command = "set server %s state %s" % (key, want_state) if want_state != server.mode else None
+        weight_command = "set server %s weight %d" % (key, want_weight) if want_weight != server.weight else None
+        # Back into rotation at the new weight, never briefly at the old one
+        # (a canary at 5 % must not take its full share for a moment).
+        ordered = [weight_command, state_command] if want_state == "ready" else [state_command, weight_command]
+        change.commands.extend(command for command in ordered if command)
         for kind, wanted in (("health", health_checks), ("agent", agent_checks)):
             current = server.checks(kind)
             if wanted is None or current == wanted or (current is None and not wanted):
@@ -306,7 +308,14 @@ def converge(client, selectors: list[str], state: str | None = None, weight=None
     forced = list(cut)
     changed = changed or bool(cut)
     if not check_mode:
-        apply(client, changes)
+        try:
+            apply(client, changes)
+        except HAProxyRuntimeError:
+            # Some servers may have changed already: save that, so a reload
+            # cannot silently undo half a change.
+            if persist_path:
+                persist_state(client, persist_path)
+            raise
         for key in cut:
             client.run_set("shutdown sessions server %s" % key)
         if waiting:

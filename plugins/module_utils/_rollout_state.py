@@ -9,7 +9,9 @@ pool, the release per pool and the history are kept (DESIGN principle 6):
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import json
 import os
 import re
@@ -59,24 +61,49 @@ def merge(base: dict, changes: dict) -> dict:
     return result
 
 
+@contextlib.contextmanager
+def _locked(path: str, exclusive: bool):
+    """Serialize read-modify-write of one service's state between concurrent runs on this host."""
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        if not exclusive:
+            yield
+            return
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    with open(os.path.join(directory, ".state.lock"), "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def converge(state_dir: str, service: str, initial: dict | None = None, update: dict | None = None,
              event: dict | None = None, check_mode: bool = False, now=time.time) -> dict:
-    """Create the state with ``initial`` when absent, merge ``update``, append ``event`` to the history."""
+    """Create the state with ``initial`` when absent, merge ``update``, append ``event`` to the history.
+
+    With none of the three it only reads: an absent state stays absent (``state`` is None).
+    """
     path = state_path(state_dir, service)
-    current = load(path)
-    before = dump(current) if current is not None else ""
-    data = current if current is not None else merge({"service": service, "history": []}, initial or {})
-    if update:
-        data = merge(data, update)
-    if event:
-        history = list(data.get("history", []))
-        history.append(dict(event, time=round(now(), 3)))
-        data["history"] = history[-HISTORY_LIMIT:]
-    after = dump(data)
-    changed = after != before
-    if changed and not check_mode:
-        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        write_atomic(path, after, mode=0o644)
+    writing = bool(initial or update or event) and not check_mode
+    with _locked(path, exclusive=writing):
+        current = load(path)
+        before = dump(current) if current is not None else ""
+        if current is None and not (initial or update or event):
+            return {"changed": False, "state_file": path, "state": None, "created": False,
+                    "diff": {"before": "", "after": "", "before_header": path, "after_header": path}}
+        data = current if current is not None else merge({"service": service, "history": []}, initial or {})
+        if update:
+            data = merge(data, update)
+        if event:
+            history = list(data.get("history", []))
+            history.append(dict(event, time=round(now(), 3)))
+            data["history"] = history[-HISTORY_LIMIT:]
+        after = dump(data)
+        changed = after != before
+        if changed and not check_mode:
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            write_atomic(path, after, mode=0o644)
     return {
         "changed": changed,
         "state_file": path,

@@ -215,7 +215,8 @@ def main():
         problems.append("servers: give at least one non-empty selector (backend/server, backend/*, or server)")
     if p["weight"] is not None:
         try:
-            parse_weight(p["weight"], 256)
+            # The syntax and range of the spec; a percentage is checked per server against its configured weight.
+            parse_weight(p["weight"], 1)
         except ValueError as exc:
             problems.append(str(exc))
     for name in ("drain_timeout", "poll_interval", "timeout"):
@@ -243,7 +244,7 @@ def main():
         )
     except DrainTimeout as exc:
         module.fail_json(msg=str(exc), **_without_diff(exc.result))
-    except (HAProxyRuntimeError, OSError) as exc:
+    except (HAProxyRuntimeError, OSError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     if not module._diff:
         result.pop("diff")

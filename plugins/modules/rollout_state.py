@@ -13,7 +13,10 @@ description:
     LB host, C(<state_dir>/<service>/state.json), written atomically.
   - Creates it from O(initial) when it does not exist (an existing state is never reset by O(initial)),
     merges O(update) into it, and appends O(event) to its history (the last 50 events are kept).
-  - Without O(initial), O(update) and O(event) it only reads the state.
+  - Without O(initial), O(update) and O(event) it only reads the state; a state that does not exist is
+    returned as null and is not created.
+  - Changes are serialized with a lock file next to the state, so concurrent runs on one LB host do not
+    lose each other's updates.
 author:
   - fleet.rollout maintainers (@fleet-rollout)
 attributes:
@@ -67,7 +70,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 state:
-  description: The state after the task (as it would be, in check mode).
+  description: The state after the task (as it would be, in check mode); null when it does not exist and was only read.
   returned: success
   type: dict
   sample: {service: shop, active_pool: green, history: [{action: flip, to: green, time: 1795000000.0}]}

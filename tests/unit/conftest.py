@@ -139,7 +139,7 @@ def free_port() -> int:
 class HAProxyLab:
     """A real HAProxy (master-worker) with its admin socket in a temp dir."""
 
-    def __init__(self, workdir, backends, maps=None, frontend_rules=None, tcp_socket=False):
+    def __init__(self, workdir, backends, maps=None, frontend_rules=None, tcp_socket=False, backend_options=None):
         self.dir = str(workdir)
         self.socket = os.path.join(self.dir, "admin.sock")
         self.state_file = os.path.join(self.dir, "server-state")
@@ -178,6 +178,7 @@ class HAProxyLab:
         lines.append("    default_backend %s" % next(iter(backends)))
         for backend, servers in backends.items():
             lines.append("backend %s" % backend)
+            lines += ["    " + option for option in (backend_options or {}).get(backend, [])]
             for server in servers:
                 lines.append("    server " + server)
         with open(self.cfg, "w", encoding="utf-8") as handle:

@@ -71,7 +71,7 @@ def test_request_log_is_json_with_id_backend_server_and_time(host_for, name):
     marker = "/?probe=%s" % uuid.uuid4().hex
     http(host, "http://127.0.0.1" + marker)
     records = [r for r in json_lines(host.run("journalctl -u haproxy -o cat --no-pager -n 200").stdout)
-               if r.get("path") == marker]
+               if r.get("uri") == marker]
     assert len(records) == 1, records
     record = records[0]
     assert record["backend"] == "be_shop_blue" and record["server"] in BLUE
@@ -94,9 +94,21 @@ def test_a_reload_keeps_runtime_drains(host_for, name):
 
 
 @pytest.mark.parametrize("name", LBS)
+def test_a_pool_without_servers_answers_503_with_retry_after(host_for, name):
+    host = host_for(name)
+    for app in GREEN:
+        haproxy_cli(host, "set server be_shop_green/%s state maint" % app)
+    try:
+        status, headers, body = http(host, "http://127.0.0.1/", {"X-Rollout-Preview": "1"})
+        assert status == 503 and headers["retry-after"] == "15" and "shop is unavailable" in body
+    finally:
+        for app in GREEN:
+            haproxy_cli(host, "set server be_shop_green/%s state ready" % app)
+
+
+@pytest.mark.parametrize("name", LBS)
 def test_maintenance_backend_answers_503_with_retry_after(host_for, name):
     host = host_for(name)
-    # No healthy server in a pool: the pool's 503 page, with Retry-After, not a hang.
     out = haproxy_cli(host, "set map /etc/haproxy/maps/shop.map preview be_shop_maintenance")
     try:
         status, headers, body = http(host, "http://127.0.0.1/", {"X-Rollout-Preview": "1"})

@@ -27,6 +27,8 @@ def test_a_good_service_has_no_problem():
     ([shop(port=0)], "rollout_services[0] (shop).port: expected the LB port"),
     ([shop(), shop(name="api")], "rollout_services[1] (api).port: 80 is already used by service 'shop'"),
     ([shop(health_path="healthz")], ".health_path: expected a path"),
+    ([shop(health_path="/h\n    server x 1.2.3.4:80")], ".health_path: expected a path"),
+    ([shop(health_path="/h#x")], ".health_path: expected a path"),
     ([shop(pools=[])], ".pools: expected a non-empty list"),
     ([shop(pools=[{"name": "blue", "group": "nope", "port": 1}])], ".pools[0].group: 'nope' is not a group"),
     ([shop(pools=[{"name": "blue", "group": "empty", "port": 1}])], ".pools[0].group: group 'empty' has no hosts"),

@@ -95,6 +95,13 @@ def test_plan_sends_only_what_differs():
     assert hs.plan(["be/b"], servers, None, None)[0].commands == []
 
 
+def test_back_into_rotation_at_the_new_weight_first():
+    servers = {s.key: s for s in [server("be", "a", admin=hs.ADMIN_FMAINT, weight=100, iweight=100)]}
+    assert hs.plan(["be/a"], servers, "ready", "5%")[0].commands == ["set server be/a weight 5", "set server be/a state ready"]
+    servers = {s.key: s for s in [server("be", "a", weight=100, iweight=100)]}
+    assert hs.plan(["be/a"], servers, "drain", "5")[0].commands == ["set server be/a state drain", "set server be/a weight 5"]
+
+
 def test_maint_and_down_servers_are_out_of_service():
     assert server("be", "a", admin=hs.ADMIN_FMAINT).out_of_service
     assert server("be", "a", status="DOWN", op_state=0).out_of_service

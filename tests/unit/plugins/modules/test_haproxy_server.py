@@ -109,7 +109,7 @@ def test_down_and_maint_servers_count_as_drained_at_once(haproxy_lab, run_app, r
     out = run_module(haproxy_server.main, args(lab, servers=["be/dead", "be/off"], state="maint", poll_interval=30))
     assert time.monotonic() - started < 2
     dead, off = out["servers"]
-    assert dead["changed"] is True and dead["drained"] is True and dead["drain_seconds"] == 0
+    assert dead["changed"] is True and dead["drained"] is True and dead["drain_seconds"] < 0.5
     assert off["changed"] is False and off["drained"] is True
     # Draining a DOWN server (the peer module's hang) is immediate too.
     lab.cli("set server be/dead state ready")
@@ -247,3 +247,21 @@ def test_shutdown_sessions_cuts_at_once(lab, run_module, get_url):
     assert result["answer"][0] != 200
     bad = run_module(haproxy_server.main, args(lab, servers=["be_shop/a"], state="drain", shutdown_sessions=True))
     assert bad["failed"] is True and "shutdown_sessions needs state=maint" in bad["msg"]
+
+
+def test_percentages_above_100_are_allowed_within_256(lab, run_module):
+    out = run_module(haproxy_server.main, args(lab, servers=["be_shop/a"], weight="150%"))
+    assert out["changed"] is True and lab.servers()["be_shop/a"]["srv_uweight"] == "15"
+    out = run_module(haproxy_server.main, args(lab, servers=["be_other/a"], weight="1000%"))
+    assert out["failed"] is True and "gives 300; HAProxy weights are 0-256" in out["msg"]
+
+
+def test_a_change_refused_half_way_is_still_saved(haproxy_lab, run_app, run_module):
+    """static-rr refuses weight changes: the drain sent before that must survive a reload."""
+    url = run_app()[1]
+    lab = haproxy_lab({"be": ["a %s" % addr(url), "b %s" % addr(url)]}, backend_options={"be": ["balance static-rr"]})
+    out = run_module(haproxy_server.main, args(lab, servers=["be/a", "be/b"], state="drain", weight="3"))
+    assert out["failed"] is True and "HAProxy refused" in out["msg"]
+    assert lab.servers()["be/a"]["srv_admin_state"] == "8"
+    lab.reload()
+    assert lab.servers()["be/a"]["srv_admin_state"] == "8"

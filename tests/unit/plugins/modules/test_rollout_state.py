@@ -42,3 +42,9 @@ def test_bad_service_name_and_corrupt_file_are_clear_errors(run_module, tmp_path
     (tmp_path / "shop" / "state.json").write_text("{not json")
     out = run_module(rollout_state.main, {"service": "shop", "state_dir": str(tmp_path)})
     assert out["failed"] and "is not valid JSON" in out["msg"]
+
+
+def test_reading_an_absent_state_creates_nothing(run_module, tmp_path):
+    out = run_module(rollout_state.main, {"service": "shop", "state_dir": str(tmp_path)})
+    assert out["changed"] is False and out["state"] is None
+    assert not os.path.exists(tmp_path / "shop" / "state.json")
