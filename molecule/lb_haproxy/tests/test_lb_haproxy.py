@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from labtest import haproxy_cli, http, json_lines, lab_hosts, load_json
+from labtest import assert_active_and_preview, haproxy_cli, http, json_lines, lab_hosts, load_json
 
 LBS = lab_hosts("lb")
 BLUE = lab_hosts("blue")
@@ -56,16 +56,7 @@ def test_pool_map_and_rollout_state(host_for, name):
 
 @pytest.mark.parametrize("lb", LBS)
 def test_traffic_goes_to_the_active_pool_and_preview_to_the_other(host_for, lb):
-    client = host_for(CLIENT)
-    seen = set()
-    for attempt in range(8):
-        status, headers, _body = http(client, "http://%s/" % lb)
-        assert status == 200 and headers["x-app-version"] == "1.0.0"
-        assert headers["x-request-id"]  # set by HAProxy, echoed by the app
-        seen.add(headers["x-app-host"])
-    assert seen == set(BLUE)
-    status, headers, _body = http(client, "http://%s/" % lb, {"X-Rollout-Preview": "1"})
-    assert status == 200 and headers["x-app-version"] == "2.0.0" and headers["x-app-host"] in GREEN
+    assert_active_and_preview(host_for(CLIENT), "http://%s" % lb, BLUE, GREEN)
 
 
 @pytest.mark.parametrize("name", LBS)

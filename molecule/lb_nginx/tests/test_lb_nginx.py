@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from labtest import http, json_lines, lab_hosts, load_json
+from labtest import assert_active_and_preview, http, json_lines, lab_hosts, load_json
 
 LBS = lab_hosts("lb")
 BLUE = lab_hosts("blue")
@@ -38,15 +38,7 @@ def test_routing_file_and_rollout_state(host_for, name):
 
 @pytest.mark.parametrize("lb", LBS)
 def test_traffic_goes_to_the_active_pool_and_preview_to_the_other(host_for, lb):
-    client = host_for(CLIENT)
-    seen = set()
-    for attempt in range(8):
-        status, headers, _body = http(client, "http://%s:8000/" % lb)
-        assert status == 200 and headers["x-app-version"] == "1.0.0" and headers["x-request-id"]
-        seen.add(headers["x-app-host"])
-    assert seen == set(BLUE)
-    status, headers, _body = http(client, "http://%s:8000/" % lb, {"X-Rollout-Preview": "1"})
-    assert status == 200 and headers["x-app-version"] == "2.0.0" and headers["x-app-host"] in GREEN
+    assert_active_and_preview(host_for(CLIENT), "http://%s:8000" % lb, BLUE, GREEN)
 
 
 @pytest.mark.parametrize("name", LBS)
