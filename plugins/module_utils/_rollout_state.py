@@ -62,7 +62,7 @@ def merge(base: dict, changes: dict) -> dict:
 
 
 @contextlib.contextmanager
-def _locked(path: str, exclusive: bool):
+def locked(path: str, exclusive: bool):
     """Serialize read-modify-write of one service's state between concurrent runs on this host."""
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
@@ -86,7 +86,7 @@ def converge(state_dir: str, service: str, initial: dict | None = None, update: 
     """
     path = state_path(state_dir, service)
     writing = bool(initial or update or event) and not check_mode
-    with _locked(path, exclusive=writing):
+    with locked(path, exclusive=writing):
         current = load(path)
         before = dump(current) if current is not None else ""
         if current is None and not (initial or update or event):
