@@ -51,12 +51,13 @@ class RuntimeClient:
 
     def check(self) -> None:
         """Fail early, with a message that says what to fix, when the socket is unusable."""
+        # A refused or unreachable TCP socket surfaces on the first command,
+        # with its address; no extra round trip just to test it.
         if self.family == socket.AF_UNIX and not os.path.exists(self.address):
             raise HAProxyRuntimeError(
                 "HAProxy runtime socket %s does not exist: is HAProxy running, and does its "
                 "global section have 'stats socket %s level admin'?" % (self.address, self.address)
             )
-        self.execute("show info")
 
     def execute(self, command: str, payload: list[str] | None = None) -> str:
         """Send one command, return all it printed.

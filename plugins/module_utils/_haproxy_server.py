@@ -218,14 +218,15 @@ def apply(client, changes: list[Change]) -> None:
 
 
 def wait_drained(client, keys: list[str], timeout: float, poll_interval: float, polls_required: int,
-                 clock=time.monotonic, sleep=time.sleep) -> dict[str, float | None]:
+                 clock=time.monotonic, sleep=time.sleep) -> tuple[dict[str, float | None], dict[str, Server]]:
     """Wait until every server has no session and no queue.
 
     An UP server in drain can still get requests that carry its persistence
     cookie, so it counts as drained after ``polls_required`` consecutive empty
     polls. A server that is DOWN or in maintenance receives nothing new: one
     empty poll is enough (waiting on its *status*, as other tools do, never
-    ends). Returns seconds until drained per server, None where it timed out.
+    ends). Returns seconds until drained per server (None where it timed out)
+    and the servers as the last poll saw them.
     """
     started = clock()
     streak = {key: 0 for key in keys}
@@ -245,10 +246,8 @@ def wait_drained(client, keys: list[str], timeout: float, poll_interval: float, 
                     drained[key] = round(now - started, 3)
             else:
                 streak[key] = 0
-        if all(value is not None for value in drained.values()):
-            return drained
-        if now - started >= timeout:
-            return drained
+        if all(value is not None for value in drained.values()) or now - started >= timeout:
+            return drained, current
         sleep(min(poll_interval, max(0.0, timeout - (now - started))) or poll_interval)
 
 
@@ -302,6 +301,7 @@ def converge(client, selectors: list[str], state: str | None = None, weight=None
     changed = any(change.changed for change in changes)
     waiting = wait and state in ("drain", "maint")
     drained: dict[str, float | None] = {}
+    last_seen: dict[str, Server] | None = None
     # shutdown_sessions (with maint): cut what is still open instead of waiting for it.
     cut = [change.server.key for change in changes
            if shutdown_sessions and (change.server.sessions or change.server.queued)]
@@ -319,7 +319,7 @@ def converge(client, selectors: list[str], state: str | None = None, weight=None
         for key in cut:
             client.run_set("shutdown sessions server %s" % key)
         if waiting:
-            drained = wait_drained(client, targets, drain_timeout, poll_interval, drained_polls)
+            drained, last_seen = wait_drained(client, targets, drain_timeout, poll_interval, drained_polls)
             late = [key for key, seconds in drained.items() if seconds is None]
             if late and on_timeout == "force":
                 force_down(client, late)
@@ -327,7 +327,8 @@ def converge(client, selectors: list[str], state: str | None = None, weight=None
                 changed = True
         if changed and persist_path:
             persist_state(client, persist_path)
-    after = None if check_mode else read_servers(client)
+    # The drain's last poll already shows the end state, unless sessions were cut after it.
+    after = None if check_mode else last_seen if last_seen is not None and not forced else read_servers(client)
     result = {
         "changed": changed,
         "servers": [_server_result(change, after, drained, forced, waiting and not check_mode) for change in changes],

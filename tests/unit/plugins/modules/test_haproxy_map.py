@@ -78,7 +78,11 @@ def test_map_swap_is_atomic_for_concurrent_requests(haproxy_lab, run_app, run_mo
     for thread in readers:
         thread.start()
     try:
-        for swap in range(20):
+        # At least 20 swaps, and as many more as it takes for the readers to
+        # have sent plenty of requests during them (bounded).
+        for swap in range(400):
+            if swap >= 20 and len(statuses) > 200:
+                break
             backend = "be_green" if swap % 2 == 0 else "be_blue"
             out = run_module(haproxy_map.main, {"socket": lab.socket, "map": path,
                                                 "entries": {key: backend for key in table}})
