@@ -32,6 +32,9 @@ import textwrap
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
+
+from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def free_port() -> int:
@@ -51,21 +54,8 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise SystemExit("port %d never opened" % port)
 
 
-def cli(sock_path: str, command: str) -> str:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(sock_path)
-        sock.sendall(command.encode() + b"\n")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                return b"".join(chunks).decode()
-            chunks.append(data)
-
-
 def admin_states(sock_path: str) -> set[str]:
-    lines = [line for line in cli(sock_path, "show servers state be_bench").splitlines()[2:] if line.strip()]
-    return {line.split()[6] for line in lines}
+    return {row["srv_admin_state"] for row in RuntimeClient(sock_path).show_servers_state("be_bench")}
 
 
 def run_playbook(workdir: str, name: str, body: str) -> float:
