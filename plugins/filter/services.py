@@ -90,6 +90,20 @@ def pool_servers(pool: dict, groups, hostvars) -> list[dict]:
     return servers
 
 
+def service_members(service: dict, hosts, groups, hostvars) -> list[dict]:
+    """Where ``hosts`` serve ``service``: one entry per pool that has the host, with its address, port and
+    its names on each LB (the HAProxy ``backend/server`` and the nginx upstream)."""
+    wanted = set(hosts)
+    members = []
+    for pool in service["pools"]:
+        for server in pool_servers(pool, groups, hostvars):
+            if server["name"] in wanted:
+                members.append(dict(server, host=server["name"], pool=pool["name"],
+                                    haproxy_server="be_%s_%s/%s" % (service["name"], pool["name"], server["name"]),
+                                    nginx_upstream="fleet_%s_%s" % (service["name"], pool["name"])))
+    return members
+
+
 def active_pool(service: dict) -> str:
     """The pool a service starts on: ``active_pool`` or its first pool."""
     return service.get("active_pool") or service["pools"][0]["name"]
@@ -108,6 +122,7 @@ class FilterModule:
         return {
             "service_problems": service_problems,
             "pool_servers": pool_servers,
+            "service_members": service_members,
             "active_pool": active_pool,
             "preview_pool": preview_pool,
         }

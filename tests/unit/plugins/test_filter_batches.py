@@ -1,0 +1,71 @@
+"""Batch planning and failure budget (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.fleet.rollout.plugins.filter.batches import rollout_batches, rollout_budget
+
+HOSTS = ["h%d" % n for n in range(1, 11)]
+
+
+@pytest.mark.parametrize("batches, max_unavailable, sizes", [
+    (1, None, [1] * 10),
+    ("1", None, [1] * 10),
+    (3, None, [3, 3, 3, 1]),
+    ("50%", None, [5, 5]),
+    ("25%", None, [2, 2, 2, 2, 2]),   # 2.5 rounds down, as serial does
+    ("5%", None, [1] * 10),           # rounds down to 0, at least 1
+    ([1, "25%", "100%"], None, [1, 2, 7]),
+    ([1, 2], None, [1, 2, 2, 2, 2, 1]),  # the last size repeats
+    ("100%", 3, [3, 3, 3, 1]),        # max_unavailable caps every batch
+    ([1, "50%"], "20%", [1, 2, 2, 2, 2, 1]),
+])
+def test_batch_sizes(batches, max_unavailable, sizes):
+    plan = rollout_batches(HOSTS, batches, max_unavailable)
+    assert [len(batch) for batch in plan] == sizes
+    assert [host for batch in plan for host in batch] == HOSTS
+
+
+def test_percentages_are_of_the_whole_fleet_on_a_rerun():
+    # 6 of 10 hosts left: 50 % of the fleet is still 5 per batch.
+    assert rollout_batches(HOSTS[4:], "50%", total=10) == [HOSTS[4:9], HOSTS[9:]]
+
+
+def test_no_hosts_no_batches():
+    assert rollout_batches([], "50%", total=4) == []
+
+
+@pytest.mark.parametrize("batches, message", [
+    (0, "ramped_batches: 0 must be at least 1"),
+    ("0", "ramped_batches: '0' must be at least 1"),
+    ("0%", "ramped_batches: '0%' is not a percentage above 0"),
+    ("150%", "ramped_batches: '150%' is not a percentage above 0 and at most 100%"),
+    ("half", "ramped_batches: expected a count or a percentage"),
+    (True, "ramped_batches: expected a count or a percentage"),
+    ([], "ramped_batches: expected a count, a percentage or a non-empty list"),
+    ([1, "x"], "ramped_batches[1]: expected a count or a percentage"),
+])
+def test_bad_batches_name_the_variable(batches, message):
+    with pytest.raises(AnsibleFilterError) as err:
+        rollout_batches(HOSTS, batches, name="ramped_batches")
+    assert message in str(err.value)
+
+
+def test_bad_max_unavailable_names_the_variable():
+    with pytest.raises(AnsibleFilterError, match="ramped_max_unavailable: 0 must be at least 1"):
+        rollout_batches(HOSTS, 1, 0, max_unavailable_name="ramped_max_unavailable")
+
+
+@pytest.mark.parametrize("spec, total, budget", [(0, 10, 0), ("2", 10, 2), ("10%", 10, 1), ("25%", 10, 2),
+                                                 ("0%", 10, 0), ("100%", 4, 4)])
+def test_budget(spec, total, budget):
+    assert rollout_budget(spec, total) == budget
+
+
+@pytest.mark.parametrize("spec", [-1, "-1", "101%", "lots", None])
+def test_bad_budget(spec):
+    with pytest.raises(AnsibleFilterError, match="ramped_failure_budget"):
+        rollout_budget(spec, 10, name="ramped_failure_budget")
