@@ -1,0 +1,164 @@
+"""fleet.rollout.ramped under live traffic, behind HAProxy and behind nginx.
+
+Each run is ``ansible-playbook fleet.rollout.ramped`` as a user types it, while the probe sends 60
+requests/s (1 in 20 of them a 2 s request) through both LBs and every LB is sampled; the asserts read
+the probe's records, the samples, the playbook's output and the hosts.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from labtest import haproxy_cli, lab_hosts, load_json
+from rollout_run import LAB_SERVICES, STRICT_GATE, playbook, reset_app, run_under_traffic
+
+APPS = lab_hosts("app")
+LBS = lab_hosts("lb")
+
+
+@pytest.fixture(scope="module", params=sorted(LAB_SERVICES))
+def service(request):
+    return LAB_SERVICES[request.param]
+
+
+@pytest.fixture(scope="module")
+def batch_one(service):
+    reset_app("1.0.0")
+    return run_under_traffic(service, "ramped", dict(STRICT_GATE, rollout_version="2.0.0", ramped_batches=1,
+                                                     ramped_max_unavailable=1))
+
+
+@pytest.fixture(scope="module")
+def batch_half(service, batch_one):
+    reset_app("1.0.0")
+    return run_under_traffic(service, "ramped", dict(STRICT_GATE, rollout_version="2.0.0", ramped_batches="50%",
+                                                     ramped_max_unavailable=2, ramped_slow_start=[50],
+                                                     ramped_slow_start_interval=2))
+
+
+@pytest.fixture(scope="module")
+def bad_release(service, batch_half):
+    # Starts where batch_half ended: every host on 2.0.0.
+    return run_under_traffic(service, "ramped", dict(STRICT_GATE, rollout_version="2.0.1-bad",
+                                                     ramped_batches="50%"))
+
+
+def live_versions(host_for) -> dict[str, str]:
+    return {app: load_json(host_for(app), "/opt/sample-app/release-state.json")["slots"]["main"]["version"]
+            for app in APPS}
+
+
+def in_rotation(host_for, service) -> dict[str, dict[str, str]]:
+    """Per LB host, the state of each app server of the service right now."""
+    seen = {}
+    for lb in LBS:
+        if service.lb == "haproxy":
+            lines = haproxy_cli(host_for(lb), "show stat").splitlines()
+            head = lines[0].lstrip("# ").split(",")
+            rows = [dict(zip(head, line.split(","))) for line in lines[1:] if line]
+            seen[lb] = {row["svname"]: "%s/%s" % (row["status"], row["weight"]) for row in rows
+                        if row["pxname"] == "be_%s_main" % service.name and row["svname"] != "BACKEND"}
+        else:
+            text = host_for(lb).file("/etc/nginx/fleet/%s.routing.conf" % service.name).content_string
+            seen[lb] = {line.split()[1].split(":")[0]: ("DOWN" if " down" in line else "UP/100")
+                        for line in text.splitlines() if line.strip().startswith("server ")}
+    return seen
+
+
+def all_up(host_for, service) -> bool:
+    return all(state == "UP/100" for states in in_rotation(host_for, service).values() for state in states.values())
+
+
+def drain_starts(run, lb: str) -> dict[str, float]:
+    """When each server was first seen out of rotation on ``lb``."""
+    starts: dict[str, float] = {}
+    for sample in run.samples[lb]:
+        for name, (status, _weight) in sample.get("servers", {}).items():
+            if status != "UP" and name not in starts:
+                starts[name] = sample["t"]
+    return starts
+
+
+@pytest.mark.parametrize("run_name", ["batch_one", "batch_half"])
+def test_rollout_succeeds_with_no_failed_request(request, service, run_name):
+    run = request.getfixturevalue(run_name)
+    assert run.rc == 0, run.output[-4000:]
+    assert len(run.records) >= 60 * run.seconds * 0.9, run.summary()
+    assert run.failed == [], run.failed[:5]
+
+
+@pytest.mark.parametrize("run_name", ["batch_one", "batch_half"])
+def test_every_request_after_the_run_is_served_by_the_new_release(request, service, run_name):
+    run = request.getfixturevalue(run_name)
+    after = [r for r in run.records if r["t"] > run.ended]
+    assert len(after) > 100
+    assert {r["version"] for r in after} == {"2.0.0"}
+    # ... and during the run both versions served: this was a rolling update under traffic.
+    assert {r["version"] for r in run.records if run.started < r["t"] < run.ended} >= {"1.0.0", "2.0.0"}
+
+
+@pytest.mark.parametrize("run_name, limit", [("batch_one", 1), ("batch_half", 2)])
+def test_never_more_than_max_unavailable_out_of_rotation(request, service, run_name, limit):
+    run = request.getfixturevalue(run_name)
+    most = run.out_of_rotation()
+    assert set(most) == set(LBS) and all(len(run.samples[lb]) > 5 * run.seconds for lb in LBS)
+    # Each LB saw servers leave (the samples can see a drain) and never more than the limit at once.
+    assert all(1 <= count <= limit for count in most.values()), most
+
+
+@pytest.mark.parametrize("run_name", ["batch_one", "batch_half"])
+def test_long_requests_in_flight_at_a_drain_complete(request, service, run_name):
+    run = request.getfixturevalue(run_name)
+    overlapping = []
+    for lb in LBS:
+        starts = drain_starts(run, lb)
+        for r in run.records:
+            # A 2 s request through this LB that its server was serving when the LB began to drain it.
+            if r["path"].startswith("/slow") and r["target"].startswith("http://%s:" % lb) \
+                    and r["host"] in starts and r["t"] < starts[r["host"]] < r["t"] + r["dur"]:
+                overlapping.append(r)
+    assert overlapping, "no 2 s request was in flight on a server when it was drained"
+    assert all(r["status"] == 200 and r["dur"] >= 2.0 for r in overlapping), overlapping[:3]
+
+
+def test_slow_start_gave_half_weight_first(batch_half, service):
+    # HAProxy: weight 50 of 100 on the runtime API; nginx: weight=50 in the routing file.
+    weights = {weight for lb in LBS for sample in batch_half.samples[lb]
+               for status, weight in sample.get("servers", {}).values() if status == "UP"}
+    assert 50 in weights and 100 in weights, weights
+
+
+def test_after_the_rollouts_every_host_runs_the_release_and_is_in_rotation(batch_half, host_for, service):
+    assert set(live_versions(host_for).values()) == {"2.0.0"}
+    assert all_up(host_for, service), in_rotation(host_for, service)
+
+
+def test_the_lb_state_records_the_rollout(batch_half, host_for, service):
+    for lb in LBS:
+        state = load_json(host_for(lb), "/var/lib/fleet-rollout/%s/state.json" % service.name)
+        last = state["history"][-1]
+        assert last["event"] == "rollout" and last["strategy"] == "ramped" and last["outcome"] == "succeeded"
+        assert last["version"] == "2.0.0" and set(last["hosts"]) == set(APPS)
+        assert state["pools"]["main"]["release"] == "2.0.0"
+        assert not host_for(lb).file("/var/lib/fleet-rollout/%s/lock.json" % service.name).exists
+
+
+def test_a_bad_release_is_rolled_back_without_a_failed_request(bad_release, host_for, service):
+    assert bad_release.rc != 0
+    assert bad_release.failed == [], bad_release.failed[:5]
+    out = bad_release.output
+    assert "ramped rollout of %s to 2.0.1-bad stopped in batch 1 of 2" % service.name in out
+    assert "did not answer healthy 30 times in a row" in out
+    # Users never saw the bad release, and everything is as before: 2.0.0, in rotation on both LBs.
+    assert "2.0.1-bad" not in {r["version"] for r in bad_release.records}
+    assert set(live_versions(host_for).values()) == {"2.0.0"}
+    assert all_up(host_for, service), in_rotation(host_for, service)
+    assert {r["version"] for r in bad_release.records if r["t"] > bad_release.ended} == {"2.0.0"}
+
+
+def test_a_rerun_skips_hosts_already_on_the_release(batch_half, service):
+    result = playbook("fleet.rollout.ramped", dict(service.extra_vars, rollout_version="2.0.0"),
+                      "-e", "@molecule/resources/strategy.vars.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "0 batch(es): none" in result.stdout
+    assert "already on 2.0.0 and healthy: %s" % ", ".join(APPS) in result.stdout
