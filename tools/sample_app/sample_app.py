@@ -112,6 +112,33 @@ class Handler(BaseHTTPRequestHandler):
     orders_lock = threading.Lock()
 
     # --- plumbing -------------------------------------------------------
+    # A stopping server closes idle keep-alive connections (LBs keep some open
+    # to reuse) and finishes the requests in flight, as production servers do;
+    # otherwise a stop waits for every idle connection to time out.
+    busy = False
+
+    def setup(self):
+        super().setup()
+        self.server.track(self)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self)
+
+    def parse_request(self):
+        self.busy = True
+        return super().parse_request()
+
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        finally:
+            self.busy = False
+            if self.server.stopping:
+                self.close_connection = True
+
     def log_message(self, format, *args):  # noqa: A002 - stdlib signature
         if self.settings.get("access_log"):
             sys.stderr.write("%s %s\n" % (self.address_string(), format % args))
@@ -244,6 +271,32 @@ class Server(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = True
 
+    def __init__(self, *args, **kwargs):
+        self.stopping = False
+        self._connections: set = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def track(self, handler) -> None:
+        with self._connections_lock:
+            self._connections.add(handler)
+
+    def untrack(self, handler) -> None:
+        with self._connections_lock:
+            self._connections.discard(handler)
+
+    def stop(self) -> None:
+        """Stop accepting, end idle keep-alive connections, let requests in flight finish."""
+        self.stopping = True
+        with self._connections_lock:
+            idle = [handler for handler in self._connections if not handler.busy]
+        for handler in idle:
+            try:
+                handler.connection.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        self.shutdown()
+
     def handle_error(self, request, client_address):
         # Health checkers and load balancers often connect and hang up
         # (TCP checks, aborted requests): that is normal, not worth a traceback.
@@ -265,7 +318,7 @@ def main() -> int:
 
     def stop(signum, frame):
         # shutdown() blocks until serve_forever returns: call it off the main thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        threading.Thread(target=server.stop, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

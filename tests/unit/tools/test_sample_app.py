@@ -171,6 +171,47 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, repo_root):
         proc.wait()
 
 
+def test_sigterm_closes_idle_keep_alive_connections_at_once(tmp_path, repo_root):
+    """LBs keep idle connections to reuse (HAProxy's http-reuse): a stop must not wait for them to time out,
+    while a request in flight on another kept-alive connection still gets its answer."""
+    import http.client
+
+    port = _free_port()
+    env = dict(os.environ, SAMPLE_APP_PORT=str(port), SAMPLE_APP_BIND="127.0.0.1", SAMPLE_APP_DATA_DIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, os.path.join(repo_root, "tools/sample_app/sample_app.py")], env=env,
+                            stderr=subprocess.PIPE)
+    try:
+        assert _wait_listening(port)
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        idle.request("GET", "/")
+        assert idle.getresponse().read() and idle.sock is not None  # kept alive, now idle
+        busy = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        busy.request("GET", "/")
+        busy.getresponse().read()
+        result = {}
+
+        def slow_request():
+            busy.request("GET", "/slow?s=1")
+            response = busy.getresponse()
+            result["status"] = response.status
+            result["close"] = response.getheader("Connection")
+
+        thread = threading.Thread(target=slow_request)
+        thread.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        stopped_after = time.monotonic() - started
+        thread.join(10)
+        assert result["status"] == 200
+        # The stop took as long as the request in flight, not an idle timeout.
+        assert stopped_after < 2.5
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_slow_start_delays_listening(tmp_path, repo_root):
     port = _free_port()
     env = dict(os.environ, SAMPLE_APP_PORT=str(port), SAMPLE_APP_BIND="127.0.0.1", SAMPLE_APP_SLOW_START_S="1",

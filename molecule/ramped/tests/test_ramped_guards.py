@@ -1,0 +1,97 @@
+"""What stops fleet.rollout.ramped before it changes anything: bad input and another rollout's lock."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from labtest import haproxy_cli, lab_hosts
+from rollout_run import LAB_SERVICES, env, playbook
+
+APPS = lab_hosts("app")
+LBS = lab_hosts("lb")
+WEB = LAB_SERVICES["haproxy"]
+VARS_FILE = "@molecule/resources/strategy.vars.yml"
+
+
+def snapshot(host_for) -> dict:
+    """What a rollout would change: live releases, HAProxy server states, the LB state files and locks."""
+    snap = {}
+    for app in APPS:
+        snap[app] = host_for(app).file("/opt/sample-app/release-state.json").content_string
+    for lb in LBS:
+        host = host_for(lb)
+        snap[lb + ":servers"] = haproxy_cli(host, "show servers state be_web_main").splitlines()[2:]
+        snap[lb + ":state"] = host.file("/var/lib/fleet-rollout/web/state.json").content_string
+        snap[lb + ":lock"] = host.file("/var/lib/fleet-rollout/web/lock.json").exists
+    return snap
+
+
+def without_volatile(snap: dict) -> dict:
+    # srv_time_since_last_change (column 10) ticks by itself.
+    return {key: ([" ".join(line.split()[:9] + line.split()[10:]) for line in value] if key.endswith(":servers") else value)
+            for key, value in snap.items()}
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"ramped_batches": "0"}, "ramped_batches: '0' must be at least 1"),
+    ({"ramped_batches": "150%"}, "ramped_batches: '150%' is not a percentage above 0 and at most 100%"),
+    ({"ramped_max_unavailable": 0}, "ramped_max_unavailable: 0 must be at least 1"),
+    ({"ramped_failure_budget": "lots"}, "ramped_failure_budget: expected a count or a percentage"),
+    ({"rollout_app_group": "nosuchgroup"}, 'rollout_app_group: "nosuchgroup" is not a group of the inventory'),
+    ({"rollout_lb_group": "nosuchgroup"}, 'rollout_lb_group: "nosuchgroup" is not a group of the inventory'),
+    ({"rollout_service": "nosuchservice"}, "rollout_service: 'nosuchservice' is not one of rollout_services ['web']"),
+    ({"rollout_version": "../../etc/passwd"}, "rollout_version: expected a safe name"),
+    ({"rollout_version": ""}, "rollout_version: required"),
+], ids=["batch-0", "batch-150pct", "max-unavailable-0", "budget-word", "unknown-app-group", "unknown-lb-group",
+        "unknown-service", "unsafe-version", "no-version"])
+def test_bad_input_is_refused_before_any_change(host_for, extra, message):
+    before = snapshot(host_for)
+    result = playbook("fleet.rollout.ramped", dict(WEB.extra_vars, **dict({"rollout_version": "2.0.1-bad"}, **extra)),
+                      "-e", VARS_FILE)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
+    assert without_volatile(snapshot(host_for)) == without_volatile(before)
+
+
+def ansible_lb(module_args: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["ansible", "lb", "-m", "fleet.rollout.rollout_lock", "-a", json.dumps(module_args)],
+                          env=env(), capture_output=True, text=True, check=False)
+
+
+def test_a_second_rollout_is_refused_while_one_holds_the_lock(host_for):
+    holder = {"service": "web", "owner": "alice@ops (AWX job 7)", "info": {"strategy": "ramped", "version": "9.9.9"}}
+    taken = ansible_lb(holder)
+    assert taken.returncode == 0, taken.stdout
+    try:
+        before = snapshot(host_for)
+        result = playbook("fleet.rollout.ramped", dict(WEB.extra_vars, rollout_version="2.0.1-bad"), "-e", VARS_FILE)
+        assert result.returncode != 0
+        assert "Not starting: web is being rolled out by alice@ops (AWX job 7) since" in result.stdout, result.stdout[-3000:]
+        assert "rollout_lock_force=true" in result.stdout
+        after = snapshot(host_for)
+        assert without_volatile(after) == without_volatile(before)
+        # alice still holds it on both LBs.
+        for lb in LBS:
+            assert "alice@ops" in host_for(lb).file("/var/lib/fleet-rollout/web/lock.json").content_string
+    finally:
+        ansible_lb(dict(holder, state="released"))
+
+
+def test_a_stale_lock_is_broken_only_when_asked(host_for):
+    holder = {"service": "web", "owner": "bob@gone", "ttl": 3600}
+    assert ansible_lb(holder).returncode == 0
+    try:
+        live = json.loads(host_for(APPS[0]).file("/opt/sample-app/release-state.json").content_string)
+        version = live["slots"]["main"]["version"]
+        # Nothing to roll out (every host is on this version), so only the lock is at stake.
+        result = playbook("fleet.rollout.ramped", dict(WEB.extra_vars, rollout_version=version, rollout_lock_force=True),
+                          "-e", VARS_FILE)
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "Took over the lock of bob@gone on %s (rollout_lock_force)" % LBS[0] in result.stdout
+        for lb in LBS:
+            assert not host_for(lb).file("/var/lib/fleet-rollout/web/lock.json").exists
+    finally:
+        ansible_lb(dict(holder, state="released", force=True))

@@ -1,0 +1,138 @@
+# Copyright: fleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What an LB answered for a service over a time window, from its own per-request JSON log.
+
+The fleet.rollout LB roles log one JSON object per request: HAProxy to the systemd journal
+(``ts`` in seconds, ``frontend``, ``backend``, ``server``, ``status``, ``ta`` in ms), nginx to
+``/var/log/nginx/fleet-<service>.access.json`` (``ts``, ``service``, ``pool``, ``upstream``,
+``status``, ``rt`` in seconds). Both are reduced to one record shape and summarised: answers per
+route and status, failures, and the window in which requests were not served by a running app
+(the maintenance page, or an error because no server answered).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+MAINTENANCE = "maintenance"
+
+
+def haproxy_records(lines, service: str) -> list[dict]:
+    """Records of ``fe_<service>`` from HAProxy's JSON log lines (other lines are skipped)."""
+    frontend = "fe_%s" % service
+    prefix = "be_%s_" % service
+    records = []
+    for line in lines:
+        entry = _json(line)
+        if entry is None or entry.get("frontend") != frontend:
+            continue
+        backend = str(entry.get("backend", ""))
+        route = backend[len(prefix):] if backend.startswith(prefix) else backend
+        server = entry.get("server")
+        records.append({
+            "ts": float(entry["ts"]),
+            "status": _int(entry.get("status")),
+            "route": route,
+            "server": None if server in (None, "", "<NOSRV>") else server,
+            "seconds": max(_int(entry.get("ta")) or 0, 0) / 1000.0,
+        })
+    return records
+
+
+def nginx_records(lines, service: str) -> list[dict]:
+    """Records of ``service`` from the nginx role's JSON access log lines."""
+    prefix = "fleet_%s_" % service
+    records = []
+    for line in lines:
+        entry = _json(line)
+        if entry is None or entry.get("service", service) != service:
+            continue
+        pool = str(entry.get("pool", ""))
+        upstream = str(entry.get("upstream", "") or "")
+        # $upstream_addr lists every server tried ("a:80, b:80"); the last one answered.
+        server = upstream.split(",")[-1].strip() or None
+        records.append({
+            "ts": float(entry["ts"]),
+            "status": _int(entry.get("status")),
+            "route": pool[len(prefix):] if pool.startswith(prefix) else pool,
+            "server": None if server in (None, "-") else server,
+            "seconds": float(entry.get("rt") or 0.0),
+        })
+    return records
+
+
+def summarize(records, since: float, until: float) -> dict:
+    """Answers in [since, until]: totals per route and status, failures, and the unserved window."""
+    window = sorted((r for r in records if since <= r["ts"] <= until), key=lambda r: r["ts"])
+    by_route: dict[str, int] = {}
+    by_status: dict[str, int] = {}
+    by_server: dict[str, int] = {}
+    unserved = []
+    failed = 0
+    for record in window:
+        by_route[record["route"]] = by_route.get(record["route"], 0) + 1
+        by_status[str(record["status"])] = by_status.get(str(record["status"]), 0) + 1
+        if record["server"]:
+            by_server[record["server"]] = by_server.get(record["server"], 0) + 1
+        maintenance = record["route"] == MAINTENANCE
+        error = record["status"] is None or record["status"] >= 500
+        if maintenance or (error and not record["server"]):
+            unserved.append(record)
+        if error and not maintenance:
+            failed += 1
+    first = unserved[0]["ts"] if unserved else None
+    last = max((r["ts"] + r["seconds"] for r in unserved), default=None)
+    maintenance_answers = [r for r in window if r["route"] == MAINTENANCE]
+    return {
+        "since": since,
+        "until": until,
+        "requests": len(window),
+        "by_route": by_route,
+        "by_status": by_status,
+        "by_server": by_server,
+        "failed": failed,
+        "maintenance": {
+            "answers": len(maintenance_answers),
+            "max_seconds": max((r["seconds"] for r in maintenance_answers), default=None),
+        },
+        "unserved": {
+            "answers": len(unserved),
+            "first": first,
+            "last": last,
+            "seconds": round(last - first, 3) if unserved else 0.0,
+        },
+    }
+
+
+def read_haproxy_journal(unit: str, since: float, until: float, journalctl: str = "journalctl") -> list[str]:
+    """HAProxy's log lines in the journal between two epoch times (a second of slack on each side)."""
+    command = [journalctl, "--unit", unit, "--output", "cat", "--no-pager", "--quiet",
+               "--since", "@%d" % int(since - 1), "--until", "@%d" % int(until + 2)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise OSError("%s failed: %s" % (" ".join(command), result.stderr.strip()))
+    return result.stdout.splitlines()
+
+
+def read_file_lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read().splitlines()
+
+
+def _json(line):
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) and "ts" in entry else None
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

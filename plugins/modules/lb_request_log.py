@@ -1,0 +1,173 @@
+#!/usr/bin/python
+# Copyright: fleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: lb_request_log
+short_description: Summarise what an LB answered for a service over a time window
+version_added: 0.1.0
+description:
+  - Reads the per-request JSON log the M(fleet.rollout.haproxy) or M(fleet.rollout.nginx) role writes on an LB
+    host (HAProxy - the systemd journal of its unit; nginx - C(<log_dir>/fleet-<service>.access.json)) and sums up
+    the requests of one service between two times - answers per route (pool, or V(maintenance)), per status and
+    per server, failed answers, and the window in which requests were not served by a running app.
+  - The strategies use it to report what the LB saw, for example the downtime of a recreate rollout (first to last
+    request answered with the maintenance page or by no server).
+  - Reads only; changes nothing.
+author:
+  - fleet.rollout maintainers (@fleet-rollout)
+attributes:
+  check_mode:
+    support: full
+    description: Reads the log in check mode too.
+  diff_mode:
+    support: none
+options:
+  lb:
+    description: Which LB wrote the log.
+    type: str
+    choices: [haproxy, nginx]
+    required: true
+  service:
+    description: The service (as in C(rollout_services)).
+    type: str
+    required: true
+  since:
+    description: Start of the window, seconds since the epoch.
+    type: float
+    required: true
+  until:
+    description: End of the window, seconds since the epoch. Defaults to now.
+    type: float
+  haproxy_unit:
+    description: The systemd unit whose journal holds HAProxy's log.
+    type: str
+    default: haproxy.service
+  nginx_log_dir:
+    description: Directory of the nginx role's access logs.
+    type: path
+    default: /var/log/nginx
+  settle:
+    description:
+      - Seconds to wait before reading, so that the last requests of the window are written (the journal takes a
+        moment). Waits only when O(until) is less than this long ago.
+    type: float
+    default: 1.0
+notes:
+  - The time window is compared with the log's own timestamps, taken on the LB host; keep LB hosts and the controller
+    in time sync (NTP).
+seealso:
+  - module: fleet.rollout.haproxy_server
+  - module: fleet.rollout.nginx_upstream
+"""
+
+EXAMPLES = r"""
+- name: What the LBs answered during the switch
+  fleet.rollout.lb_request_log:
+    lb: haproxy
+    service: shop
+    since: "{{ switch_started }}"
+    until: "{{ switch_ended }}"
+  delegate_to: "{{ item }}"
+  loop: "{{ groups['lb'] }}"
+  register: lb_log
+
+- name: Show the downtime seen by each LB
+  ansible.builtin.debug:
+    msg: "{{ lb_log.results | map(attribute='unserved.seconds') }}"
+"""
+
+RETURN = r"""
+requests:
+  description: Requests of the service answered in the window.
+  returned: always
+  type: int
+  sample: 1200
+by_route:
+  description: Answers per route, a pool name or V(maintenance).
+  returned: always
+  type: dict
+  sample: {main: 1100, maintenance: 100}
+by_status:
+  description: Answers per HTTP status.
+  returned: always
+  type: dict
+  sample: {"200": 1100, "503": 100}
+by_server:
+  description: Answers per server (HAProxy server name, or the address nginx reached).
+  returned: always
+  type: dict
+failed:
+  description: Answers with a 5xx status other than the maintenance page.
+  returned: always
+  type: int
+maintenance:
+  description: C(answers), the maintenance page's count, and C(max_seconds), the slowest of them.
+  returned: always
+  type: dict
+  sample: {answers: 100, max_seconds: 0.0}
+unserved:
+  description:
+    - Requests no running app served (the maintenance page, or an error with no server) - C(answers), C(first) and
+      C(last) (epoch seconds, null when none) and C(seconds) from the first to the end of the last.
+  returned: always
+  type: dict
+  sample: {answers: 100, first: 1795000000.1, last: 1795000004.3, seconds: 4.2}
+since:
+  description: The window's start.
+  returned: always
+  type: float
+until:
+  description: The window's end.
+  returned: always
+  type: float
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
+    haproxy_records, nginx_records, read_file_lines, read_haproxy_journal, summarize,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            lb=dict(type="str", choices=["haproxy", "nginx"], required=True),
+            service=dict(type="str", required=True),
+            since=dict(type="float", required=True),
+            until=dict(type="float"),
+            haproxy_unit=dict(type="str", default="haproxy.service"),
+            nginx_log_dir=dict(type="path", default="/var/log/nginx"),
+            settle=dict(type="float", default=1.0),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    now = time.time()
+    until = p["until"] if p["until"] is not None else now
+    if until < p["since"]:
+        module.fail_json(msg="until (%s) is before since (%s)" % (until, p["since"]))
+    if "/" in p["service"] or p["service"].startswith("."):
+        module.fail_json(msg="service: expected a service name, got %r" % p["service"])
+    if now - until < p["settle"]:
+        time.sleep(p["settle"] - (now - until))
+    try:
+        if p["lb"] == "haproxy":
+            journalctl = module.get_bin_path("journalctl", required=True)
+            records = haproxy_records(read_haproxy_journal(p["haproxy_unit"], p["since"], until, journalctl), p["service"])
+        else:
+            path = os.path.join(p["nginx_log_dir"], "fleet-%s.access.json" % p["service"])
+            records = nginx_records(read_file_lines(path), p["service"])
+    except OSError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, **summarize(records, p["since"], until))
+
+
+if __name__ == "__main__":
+    main()
