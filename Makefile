@@ -118,9 +118,9 @@ lab-up: bootstrap collection-links ## create (or reuse) the lab fleet containers
 lab-down: bootstrap-nodocker collection-links ## remove the lab fleet
 	cd $(ROOT) && ansible-playbook playbooks/lab_down.yml
 
-demo: bootstrap artifacts collection-links lab-up ## lab fleet, sample app 1.0.0 behind both LBs, live traffic summary
+demo: bootstrap artifacts collection-links lab-up ## lab fleet, sample app 1.0.0 behind two HAProxy LBs, then a ramped rollout to 2.0.0 under live traffic
 	cd $(ROOT) && ansible-playbook tools/lab/stack.yml -e sample_app_version=1.0.0
-	cd $(ROOT) && ansible-playbook tools/lab/probe.yml -e probe_name=demo -e probe_duration=20 -e probe_rate=50 -e probe_show_summary=false
+	cd $(ROOT) && ansible-playbook tools/lab/demo.yml
 	@python3 $(ROOT)/tools/probe/rollout_probe.py summarize $(BUILD)/probe/demo.jsonl
 	@echo "records: $(BUILD)/probe/demo.jsonl   fleet: docker ps --filter label=org.fleet-rollout.lab"
 
