@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -103,6 +104,7 @@ class Run:
     ended: float
     records: list[dict] = field(default_factory=list)
     samples: dict[str, list[dict]] = field(default_factory=dict)
+    during: object = None
 
     @property
     def failed(self) -> list[dict]:
@@ -154,10 +156,11 @@ def docker(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: float = 60.0,
-                      slow_share: int = 1, tail_s: float = 3.0) -> Run:
+                      slow_share: int = 1, tail_s: float = 3.0, during=None, during_after_s: float = 15.0) -> Run:
     """Run ``fleet.rollout.<strategy>`` for ``service`` while the probe sends ``rate`` requests/s through
     both LBs (1 in 20 of them a 2 s request, when ``slow_share`` is 1) and the LBs are sampled; the probe
-    keeps going ``tail_s`` seconds after the run, to see what is served afterwards."""
+    keeps going ``tail_s`` seconds after the run, to see what is served afterwards. ``during`` (a
+    callable) runs ``during_after_s`` seconds into the run; what it returns is ``Run.during``."""
     token = uuid.uuid4().hex[:8]
     client = lab_hosts("client")[0]
     lbs = lab_hosts("lb")
@@ -177,10 +180,20 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
     }
     try:
         time.sleep(2.0)  # traffic flows before the rollout starts
+        side: dict = {}
+        side_thread = None
+        if during is not None:
+            def side_run():
+                time.sleep(during_after_s)
+                side["result"] = during()
+            side_thread = threading.Thread(target=side_run, daemon=True)
+            side_thread.start()
         started = time.time()
         result = playbook("fleet.rollout.%s" % strategy, dict(service.extra_vars, **extra_vars),
                           "-e", "@" + os.path.join(PROJECT, "molecule", "resources", "strategy.vars.yml"))
         ended = time.time()
+        if side_thread is not None:
+            side_thread.join(600)
         time.sleep(tail_s)
     finally:
         docker("exec", client, "touch", stop)
@@ -195,6 +208,6 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
     records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     samples = {lb: [json.loads(line) for line in raw.splitlines() if line.startswith("{")] for lb, raw in sampled.items()}
     run = Run(rc=result.returncode, output=result.stdout + result.stderr, seconds=ended - started,
-              started=started, ended=ended, records=records, samples=samples)
+              started=started, ended=ended, records=records, samples=samples, during=side.get("result"))
     print("%s %s %s: %s" % (strategy, service.lb, json.dumps(extra_vars, sort_keys=True), run.summary()))
     return run

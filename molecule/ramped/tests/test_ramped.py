@@ -21,11 +21,21 @@ def service(request):
     return LAB_SERVICES[request.param]
 
 
+def second_rollout(service):
+    """Start another rollout of the same service, as a second operator would."""
+    def start():
+        return playbook("fleet.rollout.ramped", dict(service.extra_vars, rollout_version="2.0.0",
+                                                     rollout_owner="bob@second-terminal"),
+                        "-e", "@molecule/resources/strategy.vars.yml")
+    return start
+
+
 @pytest.fixture(scope="module")
 def batch_one(service):
     reset_app("1.0.0")
     return run_under_traffic(service, "ramped", dict(STRICT_GATE, rollout_version="2.0.0", ramped_batches=1,
-                                                     ramped_max_unavailable=1))
+                                                     ramped_max_unavailable=1, rollout_owner="alice@first-terminal"),
+                             during=second_rollout(service))
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +129,15 @@ def test_long_requests_in_flight_at_a_drain_complete(request, service, run_name)
                 overlapping.append(r)
     assert overlapping, "no 2 s request was in flight on a server when it was drained"
     assert all(r["status"] == 200 and r["dur"] >= 2.0 for r in overlapping), overlapping[:3]
+
+
+def test_a_second_rollout_during_the_first_is_refused_with_the_owner(batch_one, service):
+    second = batch_one.during
+    assert second.returncode != 0
+    assert "Not starting: %s is being rolled out by alice@first-terminal [run " % service.name in second.stdout, \
+        second.stdout[-3000:]
+    # ... and the first one went on undisturbed.
+    assert batch_one.rc == 0 and batch_one.failed == []
 
 
 def test_slow_start_gave_half_weight_first(batch_half, service):

@@ -144,12 +144,18 @@ def _wait_listening(port, timeout=10.0):
     return False
 
 
-def test_sigterm_lets_in_flight_requests_finish(tmp_path, repo_root):
-    """A rolling update stops the service while requests are in flight: none may fail."""
+def _start_app(tmp_path, repo_root):
+    """The sample app as its own process (signals are the point), on a free port."""
     port = _free_port()
     env = dict(os.environ, SAMPLE_APP_PORT=str(port), SAMPLE_APP_BIND="127.0.0.1", SAMPLE_APP_DATA_DIR=str(tmp_path))
     proc = subprocess.Popen([sys.executable, os.path.join(repo_root, "tools/sample_app/sample_app.py")], env=env,
                             stderr=subprocess.PIPE)
+    return port, proc
+
+
+def test_sigterm_lets_in_flight_requests_finish(tmp_path, repo_root):
+    """A rolling update stops the service while requests are in flight: none may fail."""
+    port, proc = _start_app(tmp_path, repo_root)
     try:
         assert _wait_listening(port)
         result = {}
@@ -174,12 +180,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, repo_root):
 def test_sigterm_closes_idle_keep_alive_connections_at_once(tmp_path, repo_root):
     """LBs keep idle connections to reuse (HAProxy's http-reuse): a stop must not wait for them to time out,
     while a request in flight on another kept-alive connection still gets its answer."""
-    import http.client
-
-    port = _free_port()
-    env = dict(os.environ, SAMPLE_APP_PORT=str(port), SAMPLE_APP_BIND="127.0.0.1", SAMPLE_APP_DATA_DIR=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, os.path.join(repo_root, "tools/sample_app/sample_app.py")], env=env,
-                            stderr=subprocess.PIPE)
+    port, proc = _start_app(tmp_path, repo_root)
     try:
         assert _wait_listening(port)
         idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
