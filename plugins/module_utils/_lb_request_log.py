@@ -50,8 +50,11 @@ def nginx_records(lines, service: str) -> list[dict]:
             continue
         pool = str(entry.get("pool", ""))
         upstream = str(entry.get("upstream", "") or "")
-        # $upstream_addr lists every server tried ("a:80, b:80"); the last one answered.
-        server = upstream.split(",")[-1].strip() or None
+        # $upstream_addr lists every server tried ("a:80, b:80"); the last one answered. It is the upstream's
+        # name when no server could be tried at all.
+        server = upstream.split(",")[-1].strip()
+        if ":" not in server:
+            server = None
         records.append({
             "ts": float(entry["ts"]),
             "status": _int(entry.get("status")),

@@ -40,9 +40,13 @@ def test_recreate_succeeds_and_every_request_gets_an_answer(recreate, service):
 def test_during_the_gap_only_fast_maintenance_answers(recreate, service):
     gap = unserved(recreate)
     assert gap, "the recreate had no downtime at all: the probe never saw the maintenance page"
-    # The maintenance page comes from the LB itself: no app version, at once (under 100 ms).
+    # The maintenance page comes from the LB itself: no app version, at once. The LB's own timing of each
+    # answer is checked below (test_reported_downtime_is_what_users_saw); as the client measures it, which
+    # adds its own scheduling on this 2-core machine, 99 % are under 100 ms and none is a hang.
     assert all(r["status"] == 503 and r["version"] is None for r in gap)
-    assert max(r["dur"] for r in gap) < 0.1, sorted(r["dur"] for r in gap)[-5:]
+    durations = sorted(r["dur"] for r in gap)
+    assert durations[int(0.99 * (len(durations) - 1))] < 0.1, durations[-10:]
+    assert durations[-1] < 0.5, durations[-10:]
     first, last = gap[0]["t"], gap[-1]["t"]
     # Inside the gap nothing reaches an app (a request that started before it may still finish on 1.0.0).
     inside = [r for r in recreate.records if first + 0.5 < r["t"] < last - 0.5]
@@ -66,9 +70,10 @@ def test_reported_downtime_is_what_users_saw(recreate, host_for, service):
     event = history[-1]
     assert event["strategy"] == "recreate" and event["outcome"] == "succeeded" and event["version"] == "2.0.0"
     assert float(event["downtime_seconds"]) == reported
-    # Both LBs' logs count exactly the maintenance answers the probe received.
+    # Both LBs' logs count exactly the maintenance answers the probe received, each answered under 100 ms.
     assert int(event["maintenance_answers"]) == len(gap)
     assert int(event["failed_answers"]) == 0
+    assert float(event["slowest_maintenance_answer"]) < 0.1
 
 
 def test_afterwards_every_host_runs_the_release_and_traffic_is_back(recreate, host_for, service):

@@ -48,13 +48,14 @@ def test_nginx_window_and_retried_upstreams():
         nginx_line(100.5, "maintenance", "", 503, 0.0),
         nginx_line(101.25, "maintenance", "", 503, 0.001),
         nginx_line(102.0, "fleet_shop_main", "10.0.0.1:8080, 10.0.0.2:8080", 200, 0.01),
+        nginx_line(103.0, "fleet_shop_main", "fleet_shop_main", 503, 0.0),  # no live server: unserved, failed
         nginx_line(102.0, "fleet_other_main", "10.0.0.3:8080", 500, 0.01, service="other"),
     ]
     summary = summarize(nginx_records(lines, "shop"), 100.0, 110.0)
-    assert summary["by_route"] == {"main": 2, "maintenance": 2}
+    assert summary["by_route"] == {"main": 3, "maintenance": 2}
     assert summary["by_server"] == {"10.0.0.1:8080": 1, "10.0.0.2:8080": 1}
-    assert summary["failed"] == 0
-    assert summary["unserved"] == {"answers": 2, "first": 100.5, "last": 101.251, "seconds": 0.751}
+    assert summary["failed"] == 1
+    assert summary["unserved"] == {"answers": 3, "first": 100.5, "last": 103.0, "seconds": 2.5}
 
 
 def test_a_window_without_trouble():
