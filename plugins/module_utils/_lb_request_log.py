@@ -52,7 +52,7 @@ def nginx_records(lines, service: str) -> list[dict]:
         upstream = str(entry.get("upstream", "") or "")
         # $upstream_addr lists every server tried ("a:80, b:80"); the last one answered. It is the upstream's
         # name when no server could be tried at all.
-        server = upstream.split(",")[-1].strip()
+        server = upstream.rsplit(",", maxsplit=1)[-1].strip()
         if ":" not in server:
             server = None
         records.append({

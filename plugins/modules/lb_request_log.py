@@ -24,6 +24,7 @@ attributes:
     description: Reads the log in check mode too.
   diff_mode:
     support: none
+    description: Changes nothing, so there is nothing to show.
 options:
   lb:
     description: Which LB wrote the log.
