@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -120,8 +121,10 @@ class Run:
         versions: dict[str, int] = {}
         for r in self.records:
             versions[r["version"] or "-"] = versions.get(r["version"] or "-", 0) + 1
-        return "rc=%d in %.1f s, %d requests, %d failed, versions %s" % (
+        text = "rc=%d in %.1f s, %d requests, %d failed, versions %s" % (
             self.rc, self.seconds, len(self.records), len(self.failed), versions)
+        reported = re.search(r"downtime [0-9.]+ s as the LBs saw it", self.output)
+        return text + ("; " + reported.group(0) if reported else "")
 
 
 def env() -> dict:
