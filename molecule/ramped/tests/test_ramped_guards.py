@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from labtest import haproxy_cli, lab_hosts
-from rollout_run import LAB_SERVICES, env, playbook
+from rollout_run import LAB_SERVICES, docker, env, playbook, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
@@ -98,3 +98,41 @@ def test_a_stale_lock_is_broken_only_when_asked(host_for):
             assert not host_for(lb).file("/var/lib/fleet-rollout/web/lock.json").exists
     finally:
         ansible_lb(dict(holder, state="released", force=True))
+
+
+FAIL_FILE = "/opt/sample-app-fail-health"
+
+
+@pytest.fixture(scope="module")
+def one_host_fails():
+    """Batch "50%" where one host of the first batch fails its gate (its /healthz answers 503 while a file
+    exists on it) and the other passes: over a budget of 0, the batch fails as a whole."""
+    reset_app("2.0.0")
+    docker("exec", APPS[1], "touch", FAIL_FILE)
+    try:
+        return run_under_traffic(WEB, "ramped", {
+            "rollout_version": "1.0.0", "ramped_batches": "50%", "release_health_timeout": 5,
+            "release_environment": {"SAMPLE_APP_PORT": "8080", "SAMPLE_APP_DATA_DIR": "data",
+                                    "SAMPLE_APP_FAIL_FILE": FAIL_FILE},
+        })
+    finally:
+        docker("exec", APPS[1], "rm", "-f", FAIL_FILE)
+
+
+def test_a_failed_batch_goes_back_whole_without_a_failed_request(one_host_fails, host_for):
+    run = one_host_fails
+    assert run.rc != 0
+    assert "stopped in batch 1 of 2: 1 host(s) failed, the failure budget is 0" in run.output, run.output[-3000:]
+    assert "%s: fleet.rollout.release: sample-app 1.0.0 failed on %s" % (APPS[1], APPS[1]) in run.output
+    # The host that passed its gate went back too: the whole batch is on its previous release.
+    assert "Back on the previous release: %s, %s." % (APPS[0], APPS[1]) in run.output
+    for app in APPS:
+        assert json.loads(host_for(app).file("/opt/sample-app/release-state.json").content_string)["slots"]["main"][
+            "version"] == "2.0.0"
+    # Users never saw 1.0.0 (the batch was out of rotation from its drain to its rollback) nor a failure,
+    # and every host is back in rotation.
+    assert run.failed == [] and {r["version"] for r in run.records} == {"2.0.0"}
+    for lb in LBS:
+        states = {line.split()[3]: line.split()[5:8] for line in haproxy_cli(host_for(lb), "show servers state be_web_main")
+                  .splitlines()[2:] if line.strip()}
+        assert states == {app: ["2", "0", "100"] for app in APPS}, states
