@@ -104,6 +104,12 @@ def service_members(service: dict, hosts, groups, hostvars) -> list[dict]:
     return members
 
 
+def covered_pools(service: dict, hosts, groups) -> list[str]:
+    """The pools of ``service`` whose every server is one of ``hosts`` (such as the hosts now on a release)."""
+    chosen = set(hosts)
+    return [pool["name"] for pool in service["pools"] if set(groups[pool["group"]]) <= chosen]
+
+
 def active_pool(service: dict) -> str:
     """The pool a service starts on: ``active_pool`` or its first pool."""
     return service.get("active_pool") or service["pools"][0]["name"]
@@ -123,6 +129,7 @@ class FilterModule:
             "service_problems": service_problems,
             "pool_servers": pool_servers,
             "service_members": service_members,
+            "covered_pools": covered_pools,
             "active_pool": active_pool,
             "preview_pool": preview_pool,
         }

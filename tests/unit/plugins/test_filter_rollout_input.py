@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ansible_collections.fleet.rollout.plugins.filter.nginx_routing import nginx_routing
 from ansible_collections.fleet.rollout.plugins.filter.rollout_input import rollout_input_problems, rollout_service
-from ansible_collections.fleet.rollout.plugins.filter.services import service_members
+from ansible_collections.fleet.rollout.plugins.filter.services import covered_pools, service_members
 
 GROUPS = {"app": ["app1", "app2", "app3"], "blue": ["app1"], "green": ["app2"], "lb": ["lb1", "lb2"], "empty": []}
 HOSTVARS = {"app1": {"ansible_host": "10.0.0.1"}}
@@ -63,3 +63,9 @@ def test_nginx_routing_marks_drained_servers_down_and_weighs_slow_starts():
     assert [s["weight"] for s in weighed["upstreams"][0]["servers"]] == [100, 100, 10]
     # Without weights the output is the LB role's, byte for byte: no weight key at all.
     assert nginx_routing(WEB, GROUPS, HOSTVARS, "main", down=[], weights={}) == plain
+
+
+def test_covered_pools_are_those_with_every_server_among_the_hosts():
+    assert covered_pools(SHOP, ["app1", "app2"], GROUPS) == ["blue", "green"]
+    assert covered_pools(SHOP, ["app1"], GROUPS) == ["blue"]
+    assert covered_pools(WEB, ["app1", "app2"], GROUPS) == []
