@@ -72,10 +72,18 @@ class Service:
     lb: str
     name: str
     port: int
+    # The scenario's vars file (molecule/resources), which defines rollout_services from these variables.
+    vars_file: str = "strategy.vars.yml"
+    layout: str = "pools"
 
     @property
     def extra_vars(self) -> dict:
-        return {"lab_service_name": self.name, "lab_service_port": self.port}
+        return {"lab_service_name": self.name, "lab_service_port": self.port, "lab_lb": self.lb,
+                "rollout_service": self.name}
+
+    @property
+    def id(self) -> str:
+        return "%s-%s" % (self.lb, self.layout)
 
     def sampler_args(self) -> list[str]:
         if self.lb == "haproxy":
@@ -88,7 +96,7 @@ LAB_SERVICES = {"haproxy": Service("haproxy", "web", 80), "nginx": Service("ngin
 # The release role's health gate on the app's real page, not only /healthz: 30 good answers in a row
 # catch a release that fails 30 % of its requests (0.7^30 < 1e-4).
 STRICT_GATE = {
-    "release_health_url": "http://127.0.0.1:8080/",
+    "release_health_url": "http://127.0.0.1:{{ lab_app_port }}/",
     "release_health_successes": 30,
     "release_health_interval": 0.05,
     "release_health_timeout": 15,
@@ -193,7 +201,7 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
             side_thread.start()
         started = time.time()
         result = playbook("fleet.rollout.%s" % strategy, dict(service.extra_vars, **extra_vars),
-                          "-e", "@" + os.path.join(PROJECT, "molecule", "resources", "strategy.vars.yml"))
+                          "-e", "@" + os.path.join(PROJECT, "molecule", "resources", service.vars_file))
         ended = time.time()
         if side_thread is not None:
             side_thread.join(600)

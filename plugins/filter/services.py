@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from ansible.errors import AnsibleFilterError
+
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 # What goes into a health check line of haproxy.cfg: no spaces, quotes, '#', braces or control characters.
 HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&()*+,=:@/?-]*$")
@@ -70,12 +72,34 @@ def service_problems(services, groups) -> list[str]:
                 problems.append("%s.group: group %r has no hosts" % (pwhere, group))
             if not _is_port(pool.get("port")):
                 problems.append("%s.port: expected the app's port, 1-65535, got %r" % (pwhere, pool.get("port")))
+            slot = pool.get("slot")
+            if slot is not None and (not isinstance(slot, str) or not SAFE_NAME.match(slot) or slot == "main"):
+                problems.append("%s.slot: expected the release slot the pool runs in, such as blue (letters, digits, "
+                                "'_' and '-'; not 'main'), got %r" % (pwhere, slot))
+        problems.extend(_slot_problems(where, [p for p in pools if isinstance(p, dict)], groups))
         active = service.get("active_pool", pool_names[0] if pool_names else None)
         if pool_names and active not in pool_names:
             problems.append("%s.active_pool: %r is not one of its pools %s" % (where, active, pool_names))
         retry_after = service.get("retry_after", 30)
         if not isinstance(retry_after, int) or isinstance(retry_after, bool) or retry_after < 0:
             problems.append("%s.retry_after: expected seconds (an integer >= 0), got %r" % (where, retry_after))
+    return problems
+
+
+def _slot_problems(where: str, pools: list[dict], groups) -> list[str]:
+    """Pools that share hosts must each run in their own release slot, on their own port."""
+    problems = []
+    for first, pool in enumerate(pools):
+        for other in pools[first + 1:]:
+            hosts, others = groups.get(pool.get("group"), []), groups.get(other.get("group"), [])
+            if not isinstance(hosts, list) or not isinstance(others, list) or not set(hosts) & set(others):
+                continue
+            shared = sorted(set(hosts) & set(others))
+            pair = "%s: pools %r and %r share hosts %s" % (where, pool.get("name"), other.get("name"), shared)
+            if not pool.get("slot") or not other.get("slot") or pool.get("slot") == other.get("slot"):
+                problems.append("%s, so each needs its own release slot (slot: blue / slot: green)" % pair)
+            if pool.get("port") == other.get("port"):
+                problems.append("%s, so each needs its own port (both use %r)" % (pair, pool.get("port")))
     return problems
 
 
@@ -90,12 +114,15 @@ def pool_servers(pool: dict, groups, hostvars) -> list[dict]:
     return servers
 
 
-def service_members(service: dict, hosts, groups, hostvars) -> list[dict]:
-    """Where ``hosts`` serve ``service``: one entry per pool that has the host, with its address, port and
-    its names on each LB (the HAProxy ``backend/server`` and the nginx upstream)."""
+def service_members(service: dict, hosts, groups, hostvars, pools=None) -> list[dict]:
+    """Where ``hosts`` serve ``service``: one entry per pool that has the host (of ``pools`` only, when
+    given), with its address, port and its names on each LB (the HAProxy ``backend/server`` and the nginx
+    upstream)."""
     wanted = set(hosts)
     members = []
     for pool in service["pools"]:
+        if pools is not None and pool["name"] not in pools:
+            continue
         for server in pool_servers(pool, groups, hostvars):
             if server["name"] in wanted:
                 members.append(dict(server, host=server["name"], pool=pool["name"],
@@ -108,6 +135,15 @@ def covered_pools(service: dict, hosts, groups) -> list[str]:
     """The pools of ``service`` whose every server is one of ``hosts`` (such as the hosts now on a release)."""
     chosen = set(hosts)
     return [pool["name"] for pool in service["pools"] if set(groups[pool["group"]]) <= chosen]
+
+
+def find_pool(service: dict, name: str) -> dict:
+    """The pool called ``name`` of ``service``."""
+    for pool in service["pools"]:
+        if pool["name"] == name:
+            return pool
+    raise AnsibleFilterError("find_pool: service %r has no pool %r (its pools: %s)"
+                             % (service.get("name"), name, [pool["name"] for pool in service["pools"]]))
 
 
 def active_pool(service: dict) -> str:
@@ -132,4 +168,5 @@ class FilterModule:
             "covered_pools": covered_pools,
             "active_pool": active_pool,
             "preview_pool": preview_pool,
+            "find_pool": find_pool,
         }

@@ -13,6 +13,7 @@ keeps it (CLI map edits are not written back to the file by HAProxy).
 from __future__ import annotations
 
 import re
+import time
 
 from ansible_collections.fleet.rollout.plugins.module_utils._atomic_file import read_text, write_atomic
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import HAProxyCommandError
@@ -72,7 +73,8 @@ def parse_file(text: str | None) -> list[tuple[str, str]]:
     return entries
 
 
-def replace_runtime(client, map_ref: str, entries: list[tuple[str, str]]) -> None:
+def replace_runtime(client, map_ref: str, entries: list[tuple[str, str]]) -> float:
+    """Swap the running map for ``entries`` in one commit; returns when the commit was sent (epoch seconds)."""
     output = client.execute("prepare map " + map_ref)
     match = _VERSION.search(output)
     if not match:
@@ -81,7 +83,10 @@ def replace_runtime(client, map_ref: str, entries: list[tuple[str, str]]) -> Non
     if entries:
         client.run_set("add map @%s %s" % (version, map_ref),
                        payload=["%s %s" % (key, value) if value else key for key, value in entries])
+    # The commit is the switch: a request parsed after it sees the new entries.
+    committed = time.time()
     client.run_set("commit map @%s %s" % (version, map_ref))
+    return committed
 
 
 def converge(client, map_path: str, entries, runtime: bool = True, write_file: bool = True,
@@ -93,9 +98,10 @@ def converge(client, map_path: str, entries, runtime: bool = True, write_file: b
     file_changed = write_file and on_disk != content
     live = client.show_map(map_path) if runtime else None
     runtime_changed = runtime and live != wanted
+    applied_at = None
     if not check_mode:
         if runtime_changed:
-            replace_runtime(client, map_path, wanted)
+            applied_at = replace_runtime(client, map_path, wanted)
         if file_changed:
             write_atomic(map_path, content, mode=0o644)
     return {
@@ -104,6 +110,7 @@ def converge(client, map_path: str, entries, runtime: bool = True, write_file: b
         "file_changed": bool(file_changed),
         "entries": [{"key": key, "value": value} for key, value in wanted],
         "previous_entries": [{"key": key, "value": value} for key, value in (live if live is not None else parse_file(on_disk))],
+        "applied_at": applied_at,
         "diff": _diff(map_path, on_disk, content, live, wanted, file_changed, runtime_changed),
     }
 

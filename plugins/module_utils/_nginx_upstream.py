@@ -520,6 +520,7 @@ def apply(path: str, content: str | None, binary: str = "nginx", config: str = "
         "reloaded": False,
         "old_workers": 0,
         "workers_exited_seconds": None,
+        "applied_at": None,
         "warnings": [],
         "diff": {"before": before or "", "after": content or "", "before_header": path, "after_header": path},
     }
@@ -556,6 +557,7 @@ def apply(path: str, content: str | None, binary: str = "nginx", config: str = "
     result["old_workers"] = len(old)
     reload_argv = nginx_argv(nginx, config, prefix, "-s", "reload")
     started = time.monotonic()
+    applied_at = time.time()
     problem = _reload(reload_argv, master, old, reload_timeout)
     if problem:
         _put(path, before)
@@ -563,6 +565,7 @@ def apply(path: str, content: str | None, binary: str = "nginx", config: str = "
         rollback = "nginx was reloaded with it" if again is None else "reloading it failed too: %s" % again
         raise NginxApplyError("%s. The previous %s was restored and %s." % (problem, path, rollback), unchanged)
     result["reloaded"] = True
+    result["applied_at"] = applied_at
 
     if wait_workers:
         left = wait_exited(master, old, worker_timeout)

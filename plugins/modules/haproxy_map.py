@@ -97,6 +97,14 @@ previous_entries:
   type: list
   elements: dict
   sample: [{key: shop, value: be_shop_blue}]
+applied_at:
+  description:
+    - When the running map switched to the new entries (epoch seconds, the LB host's clock; the time the
+      C(commit map) was sent). A request HAProxy parses after it is routed by the new entries.
+    - V(null) when the running map did not change.
+  returned: always
+  type: float
+  sample: 1795792312.418
 """
 
 import os

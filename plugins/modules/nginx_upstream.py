@@ -308,6 +308,14 @@ workers_exited_seconds:
   returned: always
   type: float
   sample: 1.532
+applied_at:
+  description:
+    - When the reload was sent (epoch seconds, the LB host's clock). Old workers stop accepting connections
+      once the new generation is up; requests in flight finish on the old configuration.
+    - Null when there was no reload.
+  returned: always
+  type: float
+  sample: 1795792312.418
 diff:
   description: The file's content before and after (empty when it does not exist).
   returned: when diff mode is on

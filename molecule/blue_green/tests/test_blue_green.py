@@ -1,0 +1,166 @@
+"""fleet.rollout.blue_green and fleet.rollout.rollback under live traffic, behind HAProxy and nginx, in the
+pools layout (two host groups) and the slots layout (two release slots on every host).
+
+Each run is ``ansible-playbook fleet.rollout.<name>`` as a user types it, while the probe sends 60
+requests/s (1 in 20 of them a 2 s request) through both LBs; the asserts read the probe's records,
+the LBs' rollout state and their running routing (HAProxy's map, nginx's routing file).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from labtest import haproxy_cli, lab_hosts, load_json
+from rollout_run import STRICT_GATE, Run, Service, docker, run_under_traffic
+
+APPS = lab_hosts("app")
+LBS = lab_hosts("lb")
+POOL_HOSTS = {"blue": lab_hosts("blue"), "green": lab_hosts("green")}
+SERVICES = [
+    Service("haproxy", "shop", 80, "blue_green.vars.yml", "pools"),
+    Service("haproxy", "shopslots", 82, "blue_green.vars.yml", "slots"),
+    Service("nginx", "cart", 81, "blue_green.vars.yml", "pools"),
+    Service("nginx", "cartslots", 83, "blue_green.vars.yml", "slots"),
+]
+# Flip latency targets: HAProxy switches with one map commit, nginx with a graceful reload.
+FLIP_LATENCY = {"haproxy": 0.1, "nginx": 1.0}
+# A short watch after the flip keeps the suite fast; the rollout itself is the same.
+FAST = {"blue_green_verify_seconds": 5}
+
+
+def units(service: Service, pool: str) -> list[tuple[str, str]]:
+    """(host, systemd unit) of the instances serving ``pool``."""
+    if service.layout == "slots":
+        return [(app, "sample-app@%s.service" % pool) for app in APPS]
+    return [(app, "sample-app.service") for app in POOL_HOSTS[pool]]
+
+
+def lb_state(host_for, service: Service, lb: str) -> dict:
+    return load_json(host_for(lb), "/var/lib/fleet-rollout/%s/state.json" % service.name)
+
+
+def running_route(host_for, service: Service, lb: str) -> str:
+    """The pool the LB really routes plain requests to: HAProxy's running map, nginx's routing file."""
+    if service.lb == "haproxy":
+        text = haproxy_cli(host_for(lb), "show map /etc/haproxy/maps/%s.map" % service.name)
+        backend = dict(line.split()[-2:] for line in text.splitlines() if line.strip())["active"]
+        return backend.rsplit("_", 1)[-1]
+    text = host_for(lb).file("/etc/nginx/fleet/%s.routing.conf" % service.name).content_string
+    upstream = re.search(r"^\s*default\s+(\S+);", text, re.M).group(1)
+    return upstream.rsplit("_", 1)[-1]
+
+
+def assert_lbs_agree(host_for, service: Service, pool: str) -> None:
+    """Every LB's state and running routing name ``pool``."""
+    seen = {lb: (lb_state(host_for, service, lb)["active_pool"], running_route(host_for, service, lb)) for lb in LBS}
+    assert set(seen.values()) == {(pool, pool)}, seen
+
+
+def last_event(host_for, service: Service, kind: str) -> dict:
+    events = [e for e in lb_state(host_for, service, LBS[0])["history"] if e.get("event") == kind]
+    assert events, "no %s event in the history of %s" % (kind, service.name)
+    return events[-1]
+
+
+def flip_latencies(run: Run, flipped_at: dict, old_version: str) -> dict[str, float]:
+    """Per LB: from the flip command to the start of the last request that still reached the old pool
+    (0 when none started after the command)."""
+    result = {}
+    for lb, when in flipped_at.items():
+        assert when, "no flip time recorded for %s: %s" % (lb, flipped_at)
+        old = [r["t"] for r in run.records if lb in r["target"] and r["version"] == old_version]
+        result[lb] = round(max([t - float(when) for t in old] + [0.0]), 4)
+    return result
+
+
+def assert_flipped(run: Run, service: Service, flipped_at: dict, old: str, new: str) -> dict[str, float]:
+    assert run.rc == 0, run.output[-4000:]
+    assert not run.failed, run.failed[:5]
+    done = max(float(t) for t in flipped_at.values())
+    after = [r for r in run.records if r["t"] > done + FLIP_LATENCY[service.lb]]
+    assert after, "the probe sent nothing after the flip"
+    assert {r["version"] for r in after} == {new}, {r["version"] for r in after}
+    latencies = flip_latencies(run, flipped_at, old)
+    assert max(latencies.values()) < FLIP_LATENCY[service.lb], latencies
+    return latencies
+
+
+@pytest.fixture(scope="module", params=SERVICES, ids=[s.id for s in SERVICES])
+def service(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def rollout(service, host_for):
+    assert_lbs_agree(host_for, service, "blue")
+    run = run_under_traffic(service, "blue_green", dict(STRICT_GATE, **FAST, rollout_version="2.0.0"))
+    return run, last_event(host_for, service, "rollout")
+
+
+@pytest.fixture(scope="module")
+def rollback(service, rollout, host_for):
+    run = run_under_traffic(service, "rollback", {})
+    return run, last_event(host_for, service, "rollback")
+
+
+def test_rollout_flips_to_green_without_a_failed_request(service, rollout, host_for):
+    run, event = rollout
+    latencies = assert_flipped(run, service, event["flipped_at"], "1.0.0", "2.0.0")
+    print("%s flip latency per LB: %s; %s" % (service.id, latencies, run.summary()))
+    assert event["outcome"] == "succeeded" and event["to_pool"] == "green"
+    assert_lbs_agree(host_for, service, "green")
+    state = lb_state(host_for, service, LBS[1])
+    assert state["pools"]["green"]["release"] == "2.0.0"
+    assert state["pools"]["blue"]["release"] == "1.0.0"
+    # Nothing reached the new release before the flip, and the old pool still runs its release.
+    first_new = min(r["t"] for r in run.records if r["version"] == "2.0.0")
+    assert first_new >= min(float(t) for t in event["flipped_at"].values()) - 0.05
+    for host, unit in units(service, "blue"):
+        assert docker("exec", host, "systemctl", "is-active", unit).stdout.strip() == "active"
+
+
+def test_rollback_flips_back_at_once(service, rollback, host_for):
+    run, event = rollback
+    latencies = assert_flipped(run, service, event["flipped_at"], "2.0.0", "1.0.0")
+    print("%s rollback latency per LB: %s; %s; rollback run %.1f s" % (service.id, latencies, run.summary(), run.seconds))
+    assert event["outcome"] == "succeeded" and event["release"] == "1.0.0"
+    assert_lbs_agree(host_for, service, "blue")
+
+
+def test_failed_smoke_test_never_flips(service, rollback, host_for):
+    """2.0.1-bad passes its health check but fails 30 % of requests: the preview smoke test stops it."""
+    run = run_under_traffic(service, "blue_green", dict(FAST, rollout_version="2.0.1-bad"))
+    print("%s bad release: %s" % (service.id, run.summary()))
+    assert run.rc != 0
+    assert "failed the smoke test" in run.output
+    assert re.search(r"of 20 smoke requests to http://127\.0\.0\.1:%d/ failed: \d+ x status 5\d\d" % service.port,
+                     run.output), run.output[-3000:]
+    assert "Traffic stays on blue" in run.output
+    assert not run.failed, run.failed[:5]
+    assert {r["version"] for r in run.records} == {"1.0.0"}
+    assert_lbs_agree(host_for, service, "blue")
+    assert last_event(host_for, service, "rollout")["outcome"] == "failed"
+
+
+def test_rollback_to_a_pool_that_is_down_is_refused(service, rollback, host_for):
+    """Blue serves; green (2.0.1-bad or 2.0.0, idle) is stopped: a rollback to it changes nothing."""
+    stopped = units(service, "green")
+    for host, unit in stopped:
+        docker("exec", host, "systemctl", "stop", unit)
+    try:
+        before = {lb: lb_state(host_for, service, lb) for lb in LBS}
+        run = run_under_traffic(service, "rollback", {"rollback_verify_timeout": 3}, slow_share=0, tail_s=1)
+        assert run.rc != 0
+        assert "Not flipping back: pool green" in run.output, run.output[-3000:]
+        assert "Nothing changed: traffic stays on blue" in run.output
+        assert not run.failed, run.failed[:5]
+        assert {r["version"] for r in run.records} == {"1.0.0"}
+        assert_lbs_agree(host_for, service, "blue")
+        after = {lb: lb_state(host_for, service, lb) for lb in LBS}
+        assert {lb: s["pools"] for lb, s in after.items()} == {lb: s["pools"] for lb, s in before.items()}
+    finally:
+        for host, unit in stopped:
+            docker("exec", host, "systemctl", "start", unit)
+
