@@ -94,7 +94,7 @@ def summarize(records, since: float, until: float) -> dict:
         "by_route": by_route,
         "by_status": by_status,
         "by_server": by_server,
-        "failed": failed,
+        "failed_answers": failed,
         "maintenance": {
             "answers": len(maintenance_answers),
             "max_seconds": max((r["seconds"] for r in maintenance_answers), default=None),

@@ -100,7 +100,7 @@ by_server:
   description: Answers per server (HAProxy server name, or the address nginx reached).
   returned: always
   type: dict
-failed:
+failed_answers:
   description: Answers with a 5xx status other than the maintenance page.
   returned: always
   type: int

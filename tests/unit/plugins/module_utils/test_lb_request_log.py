@@ -37,7 +37,7 @@ def test_haproxy_window_with_maintenance():
     assert summary["by_route"] == {"blue": 3, "maintenance": 2}
     assert summary["by_status"] == {"200": 2, "503": 3}
     assert summary["by_server"] == {"app1": 1, "app2": 1}
-    assert summary["failed"] == 1
+    assert summary["failed_answers"] == 1
     assert summary["maintenance"] == {"answers": 2, "max_seconds": 0.002}
     assert summary["unserved"] == {"answers": 3, "first": 101.0, "last": 103.0, "seconds": 2.0}
 
@@ -54,7 +54,7 @@ def test_nginx_window_and_retried_upstreams():
     summary = summarize(nginx_records(lines, "shop"), 100.0, 110.0)
     assert summary["by_route"] == {"main": 3, "maintenance": 2}
     assert summary["by_server"] == {"10.0.0.1:8080": 1, "10.0.0.2:8080": 1}
-    assert summary["failed"] == 1
+    assert summary["failed_answers"] == 1
     assert summary["unserved"] == {"answers": 3, "first": 100.5, "last": 103.0, "seconds": 2.5}
 
 
