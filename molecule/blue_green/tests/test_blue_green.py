@@ -13,7 +13,7 @@ import re
 import pytest
 
 from labtest import haproxy_cli, lab_hosts, load_json
-from rollout_run import STRICT_GATE, Run, Service, docker, run_under_traffic
+from rollout_run import STRICT_GATE, Run, Service, docker, playbook, run_under_traffic
 
 APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
@@ -150,6 +150,33 @@ def test_failed_smoke_test_never_flips(service, rollback, host_for):
     assert {r["version"] for r in run.records} == {"1.0.0"}
     assert_lbs_agree(host_for, service, "blue")
     assert last_event(host_for, service, "rollout")["outcome"] == "failed"
+    assert lb_state(host_for, service, LBS[0])["pools"]["green"] == {"release": "2.0.1-bad", "status": "failed"}
+    # Green is UP but runs a release that failed: a rollback refuses to send users to it.
+    refused = playbook("fleet.rollout.rollback", dict(service.extra_vars, rollback_pool="green"),
+                       "-e", "@molecule/resources/%s" % service.vars_file)
+    assert refused.returncode != 0
+    assert "Not flipping back: pool green of %s runs 2.0.1-bad, which failed its blue/green rollout" % service.name \
+        in refused.stdout, refused.stdout[-3000:]
+    assert_lbs_agree(host_for, service, "blue")
+
+
+def test_one_idle_host_failing_its_gate_stops_the_flip(service, rollback, host_for):
+    """The last host of the idle pool never answers its health gate: no flip, users stay on 1.0.0."""
+    failure_case(service)
+    failing = POOL_HOSTS["green"][-1]
+    gate = "{{ 'http://127.0.0.1:9/' if inventory_hostname == '%s' else 'http://127.0.0.1:' ~ lab_app_port ~ '/' }}" % failing
+    run = run_under_traffic(service, "blue_green", dict(FAST, rollout_version="2.0.0", release_health_url=gate,
+                                                        release_health_timeout=3))
+    print("%s one idle host fails: %s" % (service.id, run.summary()))
+    assert run.rc != 0
+    assert failing in run.output and "health gate" in run.output, run.output[-3000:]
+    assert "Traffic is on pool blue" in run.output
+    assert not run.failed, run.failed[:5]
+    assert {r["version"] for r in run.records} == {"1.0.0"}
+    assert_lbs_agree(host_for, service, "blue")
+    event = last_event(host_for, service, "rollout")
+    assert event["outcome"] == "failed" and event["flipped_at"] == {}
+    assert lb_state(host_for, service, LBS[0])["pools"]["green"]["status"] == "failed"
 
 
 def test_bad_release_after_the_flip_is_flipped_back(service, rollback, host_for):
@@ -174,23 +201,51 @@ def test_bad_release_after_the_flip_is_flipped_back(service, rollback, host_for)
     assert {r["version"] for r in run.records if r["t"] > back + FLIP_LATENCY[service.lb]} == {"1.0.0"}
 
 
-def test_rollback_to_a_pool_that_is_down_is_refused(service, rollback, host_for):
-    """Blue serves; green (idle) is stopped: a rollback to it changes nothing."""
+def test_old_pool_stopped_after_the_window_then_rollback_is_refused(service, rollback, host_for):
+    """blue_green_stop_idle_after stops the old pool once the rollout succeeded; a rollback to a pool that is
+    down is then refused and changes nothing."""
     failure_case(service)
-    stopped = units(service, "green")
-    for host, unit in stopped:
-        docker("exec", host, "systemctl", "stop", unit)
+    run = run_under_traffic(service, "blue_green", dict(STRICT_GATE, **FAST, rollout_version="2.0.0",
+                                                        blue_green_stop_idle_after=0))
+    assert run.rc == 0, run.output[-3000:]
+    assert not run.failed, run.failed[:5]
+    assert last_event(host_for, service, "rollout")["outcome"] == "succeeded"
+    assert_lbs_agree(host_for, service, "green")
+    stopped = units(service, "blue")
     try:
-        before = {lb: lb_state(host_for, service, lb) for lb in LBS}
-        run = run_under_traffic(service, "rollback", {"rollback_verify_timeout": 3}, slow_share=0, tail_s=1)
-        assert run.rc != 0
-        assert "Not flipping back: pool green" in run.output, run.output[-3000:]
-        assert "Nothing changed: traffic stays on blue" in run.output
-        assert not run.failed, run.failed[:5]
-        assert {r["version"] for r in run.records} == {"1.0.0"}
-        assert_lbs_agree(host_for, service, "blue")
-        after = {lb: lb_state(host_for, service, lb) for lb in LBS}
-        assert {lb: s["pools"] for lb, s in after.items()} == {lb: s["pools"] for lb, s in before.items()}
+        for host, unit in stopped:
+            assert docker("exec", host, "systemctl", "is-active", unit).stdout.strip() == "inactive", (host, unit)
+        before = {lb: lb_state(host_for, service, lb)["pools"] for lb in LBS}
+        refused = run_under_traffic(service, "rollback", {"rollback_verify_timeout": 3}, slow_share=0, tail_s=1)
+        print("%s rollback to a stopped pool: %s" % (service.id, refused.summary()))
+        assert refused.rc != 0
+        assert "Not flipping back: pool blue" in refused.output, refused.output[-3000:]
+        assert "Nothing changed: traffic stays on green" in refused.output
+        assert not refused.failed, refused.failed[:5]
+        assert {r["version"] for r in refused.records} == {"2.0.0"}
+        assert_lbs_agree(host_for, service, "green")
+        assert {lb: lb_state(host_for, service, lb)["pools"] for lb in LBS} == before
     finally:
         for host, unit in stopped:
             docker("exec", host, "systemctl", "start", unit)
+        back = playbook("fleet.rollout.rollback", dict(service.extra_vars, rollback_verify_timeout=30),
+                        "-e", "@molecule/resources/%s" % service.vars_file)
+        assert back.returncode == 0, back.stdout[-3000:]
+
+
+@pytest.mark.parametrize("playbook_name, extra, message", [
+    ("blue_green", {"blue_green_max_error_rate": 150}, "blue_green_max_error_rate: expected a percentage 0-100, got 150"),
+    ("blue_green", {"blue_green_smoke_path": "no-slash"}, "blue_green_smoke_path: expected a path starting with /"),
+    ("blue_green", {"rollout_app_group": "blue"}, "the hosts of pool green fleet-app3, fleet-app4 are not in the play"),
+    ("rollback", {"rollback_pool": "red"}, "rollback_pool: red is not one of the pools [\"blue\", \"green\"] of shop"),
+    ("ramped", {"rollout_service": "shopslots"}, "Service shopslots runs its pools in release slots"),
+], ids=["error-rate-150", "smoke-path", "idle-pool-not-in-play", "rollback-unknown-pool", "ramped-on-slots"])
+def test_bad_input_is_refused_before_any_change(host_for, playbook_name, extra, message):
+    before = {lb: (lb_state(host_for, SERVICES[0], lb), lb_state(host_for, SERVICES[1], lb)) for lb in LBS}
+    variables = dict(SERVICES[0].extra_vars, rollout_version="2.0.0")
+    variables.update(extra)
+    result = playbook("fleet.rollout.%s" % playbook_name, variables, "-e", "@molecule/resources/blue_green.vars.yml")
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
+    after = {lb: (lb_state(host_for, SERVICES[0], lb), lb_state(host_for, SERVICES[1], lb)) for lb in LBS}
+    assert after == before

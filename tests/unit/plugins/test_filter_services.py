@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.fleet.rollout.plugins.filter.services import active_pool, pool_servers, preview_pool, service_problems
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.fleet.rollout.plugins.filter.services import (
+    active_pool, find_pool, pool_servers, preview_pool, service_members, service_problems)
 
 GROUPS = {"blue": ["app2", "app1"], "green": ["app3"], "empty": [], "all": ["app1", "app2", "app3"]}
 
@@ -36,6 +39,15 @@ def test_a_good_service_has_no_problem():
     ([shop(pools=[{"name": "a", "group": "blue", "port": 99999}])], ".pools[0].port: expected the app's port"),
     ([shop(active_pool="red")], ".active_pool: 'red' is not one of its pools ['blue', 'green']"),
     ([shop(retry_after=-1)], ".retry_after: expected seconds"),
+    ([shop(pools=[{"name": "blue", "group": "all", "port": 8081, "slot": "main"},
+                  {"name": "green", "group": "blue", "port": 8082, "slot": "green"}])], ".pools[0].slot: expected the release slot"),
+    ([shop(pools=[{"name": "blue", "group": "all", "port": 8081},
+                  {"name": "green", "group": "blue", "port": 8082}])],
+     "rollout_services[0] (shop): pools 'blue' and 'green' share hosts ['app1', 'app2'], so each needs its own release slot"),
+    ([shop(pools=[{"name": "blue", "group": "all", "port": 8081, "slot": "x"},
+                  {"name": "green", "group": "all", "port": 8082, "slot": "x"}])], "so each needs its own release slot"),
+    ([shop(pools=[{"name": "blue", "group": "all", "port": 8081, "slot": "blue"},
+                  {"name": "green", "group": "all", "port": 8081, "slot": "green"}])], "so each needs its own port (both use 8081)"),
 ])
 def test_each_problem_names_its_path(services, message):
     problems = service_problems(services, GROUPS)
@@ -54,3 +66,25 @@ def test_active_and_preview_pools():
     assert active_pool(shop()) == "blue" and active_pool(shop(active_pool="green")) == "green"
     assert preview_pool(shop(), "blue") == "green" and preview_pool(shop(), "green") == "blue"
     assert preview_pool(shop(pools=[{"name": "main", "group": "all", "port": 1}]), "main") == "main"
+
+
+SLOTS = shop(pools=[{"name": "blue", "group": "all", "port": 8081, "slot": "blue"},
+                    {"name": "green", "group": "all", "port": 8082, "slot": "green"}])
+
+
+def test_the_slots_layout_is_a_good_service():
+    assert service_problems([SLOTS], GROUPS) == []
+
+
+def test_members_of_some_pools_only():
+    every = service_members(SLOTS, ["app1"], GROUPS, {})
+    assert [(m["pool"], m["port"], m["haproxy_server"]) for m in every] == [
+        ("blue", 8081, "be_shop_blue/app1"), ("green", 8082, "be_shop_green/app1")]
+    green = service_members(SLOTS, ["app1"], GROUPS, {}, ["green"])
+    assert [(m["pool"], m["nginx_upstream"]) for m in green] == [("green", "fleet_shop_green")]
+
+
+def test_find_pool_by_name():
+    assert find_pool(SLOTS, "green")["slot"] == "green"
+    with pytest.raises(AnsibleFilterError, match=r"service 'shop' has no pool 'red' \(its pools: \['blue', 'green'\]\)"):
+        find_pool(SLOTS, "red")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -33,8 +34,10 @@ def versions(get_url, url, count=10):
 def test_flip_switches_traffic_and_survives_reload(pools, run_module, get_url):
     path = pools.maps["pools.map"]
     assert set(versions(get_url, pools.url)) == {"1.0.0"}
+    sent = time.time()
     out = run_module(haproxy_map.main, {"socket": pools.socket, "map": path, "entries": {"svc": "be_green"}}, diff=True)
     assert out["changed"] and out["runtime_changed"] and out["file_changed"]
+    assert sent <= out["applied_at"] <= time.time()
     assert out["previous_entries"] == [{"key": "svc", "value": "be_blue"}]
     assert set(versions(get_url, pools.url)) == {"2.0.0"}
     with open(path, encoding="utf-8") as handle:
@@ -43,7 +46,7 @@ def test_flip_switches_traffic_and_survives_reload(pools, run_module, get_url):
     pools.reload()
     assert set(versions(get_url, pools.url)) == {"2.0.0"}
     again = run_module(haproxy_map.main, {"socket": pools.socket, "map": path, "entries": {"svc": "be_green"}})
-    assert again["changed"] is False
+    assert again["changed"] is False and again["applied_at"] is None
 
 
 def test_check_mode_changes_neither_the_lb_nor_the_file(pools, run_module, get_url):

@@ -67,8 +67,10 @@ def test_first_install_before_nginx_starts_warns(nginx_lab, run_module, apps):
 
 def test_apply_switches_traffic_then_same_data_changes_nothing(lab, run_module, apps):
     workers = lab.workers()
+    sent = time.time()
     out = run_module(nginx_upstream.main, lab.module_args(**routing(apps["new"])), diff=True)
     assert out["changed"] is True and out["reloaded"] is True and out["old_workers"] == 1
+    assert sent <= out["applied_at"] <= time.time()
     assert out["path"] == lab.routing_file
     assert addr(apps["old"]) in out["diff"]["before"] and addr(apps["new"]) in out["diff"]["after"]
     assert out["diff"]["before_header"] == out["diff"]["after_header"] == lab.routing_file
@@ -79,6 +81,7 @@ def test_apply_switches_traffic_then_same_data_changes_nothing(lab, run_module, 
     workers = lab.workers()
     again = run_module(nginx_upstream.main, lab.module_args(**routing(apps["new"])), diff=True)
     assert again["changed"] is False and again["reloaded"] is False and again["old_workers"] == 0
+    assert again["applied_at"] is None
     assert again["diff"]["before"] == again["diff"]["after"]
     assert lab.workers() == workers
 
