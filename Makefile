@@ -27,6 +27,12 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export FLEET_ARTIFACTS := $(ARTIFACTS)
 export ANSIBLE_FORCE_COLOR ?= false
 export PY_COLORS ?= 0
+# Molecule keeps its state (e.g. "instances created") under a name made from
+# the checkout's folder name alone, so a killed run in any checkout called
+# "main" would make the next one skip creating the lab. Each checkout keeps
+# its own, and every run starts without one.
+MOLECULE_STATE := $(BUILD)/molecule
+export MOLECULE_EPHEMERAL_DIRECTORY := $(MOLECULE_STATE)
 
 BOOTSTRAP := $(ROOT)/scripts/bootstrap.sh
 
@@ -95,11 +101,13 @@ collection-build: bootstrap-nodocker ## build the collection tarball and check w
 
 molecule: bootstrap artifacts collection-links ## every Molecule scenario on one shared lab fleet
 	@mkdir -p $(REPORTS) && rm -f $(REPORTS)/molecule-*.xml
+	@rm -rf $(MOLECULE_STATE)
 	cd $(ROOT) && molecule test --all --shared-state
 	@python3 $(ROOT)/scripts/junit_summary.py --label molecule $(foreach s,$(MOLECULE_TESTED),$(REPORTS)/molecule-$(s).xml)
 
 smoke: bootstrap artifacts collection-links ## the smoke scenario alone
 	@mkdir -p $(REPORTS)
+	@rm -rf $(MOLECULE_STATE)
 	cd $(ROOT) && molecule test -s smoke --shared-state
 	@python3 $(ROOT)/scripts/junit_summary.py --label smoke $(REPORTS)/molecule-smoke.xml
 
