@@ -113,6 +113,9 @@ class RuntimeClient:
     def show_servers_state_raw(self) -> str:
         return self.execute("show servers state")
 
+    def show_info(self) -> dict[str, str]:
+        return parse_info(self.execute("show info"))
+
     def show_map(self, map_ref: str) -> list[tuple[str, str]]:
         output = self.execute("show map " + map_ref)
         if output.startswith("Unknown map identifier"):
@@ -131,6 +134,18 @@ def parse_csv_stat(text: str) -> list[dict]:
         values = line.split(",")
         rows.append({name: values[i] if i < len(values) else "" for i, name in enumerate(header) if name})
     return rows
+
+
+def parse_info(text: str) -> dict[str, str]:
+    """Parse ``show info``: one ``Name: value`` per line."""
+    info = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip():
+            info[name.strip()] = value.strip()
+    if not info:
+        raise HAProxyRuntimeError("unexpected 'show info' output: %r" % text[:200])
+    return info
 
 
 def parse_servers_state(text: str) -> list[dict]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntimeError
+
 MAINTENANCE = "maintenance"
 
 
@@ -108,14 +110,33 @@ def summarize(records, since: float, until: float) -> dict:
     }
 
 
-def read_haproxy_journal(unit: str, since: float, until: float, journalctl: str = "journalctl") -> list[str]:
-    """HAProxy's log lines in the journal between two epoch times (a second of slack on each side)."""
-    command = [journalctl, "--unit", unit, "--output", "cat", "--no-pager", "--quiet",
-               "--since", "@%d" % int(since - 1), "--until", "@%d" % int(until + 2)]
+def read_haproxy_journal(unit: str, since: float, journalctl: str = "journalctl") -> list[str]:
+    """HAProxy's log lines in the journal from a second before ``since`` to the end.
+
+    The journal's own timestamps are when journald received a line, which can lag HAProxy's by
+    seconds on a busy host: only the start is bounded by them (a line is received after its request
+    began), the window's end is left to the records' own ``ts``. ``--sync`` first makes journald
+    store what it has been sent.
+    """
+    subprocess.run([journalctl, "--sync"], capture_output=True, check=False)
+    command = [journalctl, "--unit", unit, "--output", "cat", "--no-pager", "--quiet", "--since", "@%d" % int(since - 1)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise OSError("%s failed: %s" % (" ".join(command), result.stderr.strip()))
     return result.stdout.splitlines()
+
+
+def haproxy_dropped_logs(client) -> int | None:
+    """HAProxy's count of log lines it could not write (``DroppedLogs``, since it started).
+
+    HAProxy writes its log to stdout without blocking and drops a line when the reader (journald) is
+    behind, so a rising count means the records read from the journal are short by that many.
+    ``None`` when the runtime API cannot be read.
+    """
+    try:
+        return int(client.show_info()["DroppedLogs"])
+    except (HAProxyRuntimeError, OSError, KeyError, ValueError):
+        return None
 
 
 def read_file_lines(path: str) -> list[str]:

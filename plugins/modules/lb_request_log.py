@@ -16,6 +16,8 @@ description:
   - The strategies use it to report what the LB saw, for example the downtime of a recreate rollout (first to last
     request answered with the maintenance page or by no server).
   - Reads only; changes nothing.
+  - For HAProxy it also reads, through the runtime API (O(socket)), how many log lines HAProxy dropped because
+    journald was behind; the counts are short by that many.
 author:
   - fleet.rollout maintainers (@fleet-rollout)
 attributes:
@@ -56,7 +58,10 @@ options:
         moment). Waits only when O(until) is less than this long ago.
     type: float
     default: 1.0
+extends_documentation_fragment:
+  - fleet.rollout.haproxy_runtime
 notes:
+  - O(socket) and O(timeout) are used only with O(lb=haproxy).
   - The time window is compared with the log's own timestamps, taken on the LB host; keep LB hosts and the controller
     in time sync (NTP).
 seealso:
@@ -124,6 +129,14 @@ until:
   description: The window's end.
   returned: always
   type: float
+log_lines_dropped:
+  description:
+    - HAProxy's C(DroppedLogs) counter, log lines it could not write since it started (it never blocks on its log).
+      Compare two readings to know how many records of a window may be missing. Null for nginx, or when the runtime
+      API could not be read.
+  returned: always
+  type: int
+  sample: 0
 """
 
 import os
@@ -131,8 +144,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient
 from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
-    haproxy_records, nginx_records, read_file_lines, read_haproxy_journal, summarize,
+    haproxy_dropped_logs, haproxy_records, nginx_records, read_file_lines, read_haproxy_journal, summarize,
 )
 
 
@@ -146,6 +160,8 @@ def main():
             haproxy_unit=dict(type="str", default="haproxy.service"),
             nginx_log_dir=dict(type="path", default="/var/log/nginx"),
             settle=dict(type="float", default=1.0),
+            socket=dict(type="str", default="/run/haproxy/admin.sock"),
+            timeout=dict(type="float", default=10.0),
         ),
         supports_check_mode=True,
     )
@@ -158,16 +174,18 @@ def main():
         module.fail_json(msg="service: expected a service name, got %r" % p["service"])
     if now - until < p["settle"]:
         time.sleep(p["settle"] - (now - until))
+    dropped = None
     try:
         if p["lb"] == "haproxy":
             journalctl = module.get_bin_path("journalctl", required=True)
-            records = haproxy_records(read_haproxy_journal(p["haproxy_unit"], p["since"], until, journalctl), p["service"])
+            records = haproxy_records(read_haproxy_journal(p["haproxy_unit"], p["since"], journalctl), p["service"])
+            dropped = haproxy_dropped_logs(RuntimeClient(p["socket"], p["timeout"]))
         else:
             path = os.path.join(p["nginx_log_dir"], "fleet-%s.access.json" % p["service"])
             records = nginx_records(read_file_lines(path), p["service"])
     except OSError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **summarize(records, p["since"], until))
+    module.exit_json(changed=False, log_lines_dropped=dropped, **summarize(records, p["since"], until))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from labtest import lab_hosts, load_json
+from labtest import haproxy_cli, lab_hosts, load_json
 from rollout_run import LAB_SERVICES, STRICT_GATE, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -19,10 +19,21 @@ def service(request):
     return LAB_SERVICES[request.param]
 
 
+def dropped_log_lines(host_for, service) -> int:
+    """HAProxy's DroppedLogs on every LB: log lines it could not write because journald was behind."""
+    if service.lb != "haproxy":
+        return 0  # nginx writes its access log to a file and never drops a line
+    return sum(int(re.search(r"^DroppedLogs: *([0-9]+)", haproxy_cli(host_for(lb), "show info"), re.M).group(1))
+               for lb in LBS)
+
+
 @pytest.fixture(scope="module")
-def recreate(service):
+def recreate(service, host_for):
     reset_app("1.0.0")
-    return run_under_traffic(service, "recreate", dict(STRICT_GATE, rollout_version="2.0.0"))
+    dropped_before = dropped_log_lines(host_for, service)
+    run = run_under_traffic(service, "recreate", dict(STRICT_GATE, rollout_version="2.0.0"))
+    run.dropped_log_lines = dropped_log_lines(host_for, service) - dropped_before
+    return run
 
 
 def unserved(run) -> list[dict]:
@@ -70,9 +81,13 @@ def test_reported_downtime_is_what_users_saw(recreate, host_for, service):
     event = history[-1]
     assert event["strategy"] == "recreate" and event["outcome"] == "succeeded" and event["version"] == "2.0.0"
     assert float(event["downtime_seconds"]) == reported
-    # Both LBs' logs count exactly the maintenance answers the probe received, each answered under 100 ms.
-    assert int(event["maintenance_answers"]) == len(gap)
-    assert int(event["failed_answers"]) == 0
+    # Both LBs' logs count exactly the maintenance answers the probe received, each answered under 100 ms;
+    # short only by the log lines HAProxy dropped meanwhile (it never blocks on a busy journald), which the role
+    # reports itself.
+    counted = (int(event["maintenance_answers"]), int(event["failed_answers"]), len(gap), recreate.dropped_log_lines)
+    assert len(gap) - recreate.dropped_log_lines <= counted[0] <= len(gap) and counted[1] == 0, counted
+    if service.lb == "haproxy":
+        assert int(event["lb_log_lines_dropped"]) >= recreate.dropped_log_lines
     assert float(event["slowest_maintenance_answer"]) < 0.1
 
 

@@ -108,3 +108,13 @@ def test_maint_and_down_servers_are_out_of_service():
     assert server("be", "a", status="DRAIN", op_state=0).out_of_service
     assert not server("be", "a", admin=hs.ADMIN_FDRAIN, status="DRAIN").out_of_service
     assert server("be", "a", admin=hs.ADMIN_FMAINT | hs.ADMIN_FDRAIN).mode == "maint"
+
+
+def test_show_info_of_a_real_haproxy(haproxy_lab, run_app):
+    url = run_app()[1]
+    lab = haproxy_lab({"be": ["a %s" % url[len("http://"):]]})
+    info = rt.RuntimeClient(lab.socket).show_info()
+    assert info["Name"] == "HAProxy" and int(info["Pid"]) > 0
+    assert info["DroppedLogs"] == "0"
+    with pytest.raises(rt.HAProxyRuntimeError, match="unexpected 'show info'"):
+        rt.parse_info("\n\n")

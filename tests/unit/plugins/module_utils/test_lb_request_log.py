@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import haproxy_records, nginx_records, summarize
+from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient
+from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
+    haproxy_dropped_logs, haproxy_records, nginx_records, summarize,
+)
 
 
 def haproxy_line(ts, backend, server, status, ta_ms, frontend="fe_shop"):
@@ -62,3 +65,10 @@ def test_a_window_without_trouble():
     summary = summarize(nginx_records([nginx_line(1.0, "fleet_shop_main", "a:1", 200, 0.1)], "shop"), 0.0, 2.0)
     assert summary["unserved"] == {"answers": 0, "first": None, "last": None, "seconds": 0.0}
     assert summary["maintenance"] == {"answers": 0, "max_seconds": None}
+
+
+def test_dropped_log_lines_come_from_haproxy_or_are_unknown(haproxy_lab, run_app, tmp_path):
+    url = run_app()[1]
+    lab = haproxy_lab({"be": ["a %s" % url[len("http://"):]]})
+    assert haproxy_dropped_logs(RuntimeClient(lab.socket)) == 0
+    assert haproxy_dropped_logs(RuntimeClient(str(tmp_path / "none.sock"))) is None
