@@ -12,8 +12,9 @@ longest run of consecutive failures with its duration.
         --duration 60 --out probe.jsonl --summary-json probe.summary.json
     rollout_probe.py summarize probe.jsonl
 
-Requests: ``--request "METHOD PATH [WEIGHT] [BODY]"`` (repeatable, weighted
-mix; default ``GET /``). Simulated users: ``--users N`` gives each request
+Requests: ``--request "METHOD PATH [WEIGHT] [BODY]"`` (repeatable; each
+request drawn at random by weight, ``--seed`` fixes the draws; default
+``GET /``). Simulated users: ``--users N`` gives each request
 one of N user ids (user-1 ... user-N, in turn), sent as the cookie
 ``--user-cookie`` or the header ``--user-header``.
 
@@ -30,6 +31,7 @@ import http.client
 import itertools
 import json
 import os
+import random
 import signal
 import socket
 import sys
@@ -92,16 +94,17 @@ def parse_target(url: str) -> Target:
     return Target(parts.scheme, parts.hostname, port, parts.path.rstrip("/"), url)
 
 
-def weighted_cycle(specs: list[RequestSpec]):
-    """Deterministic interleaving honouring the weights (smooth weighted round robin)."""
-    total = sum(spec.weight for spec in specs)
-    current = [0] * len(specs)
+def weighted_mix(specs: list[RequestSpec], seed: int):
+    """Endless random draws honouring the weights, the same sequence for the same seed.
+
+    Not a periodic interleaving: with a period of 20 and two URLs in turn,
+    every 20th request (say the slow one) would always go to the same LB, and
+    behind a round robin LB it would keep landing on the same servers.
+    """
+    draw = random.Random(seed)
+    weights = [spec.weight for spec in specs]
     while True:
-        for i, spec in enumerate(specs):
-            current[i] += spec.weight
-        best = max(range(len(specs)), key=lambda i: current[i])
-        current[best] -= total
-        yield specs[best]
+        yield draw.choices(specs, weights)[0]
 
 
 def percentile(sorted_values: list[float], pct: float) -> float | None:
@@ -227,7 +230,7 @@ class Probe:
         self.args = args
         self.targets = [parse_target(url) for url in args.url]
         self.specs = [parse_request_spec(text) for text in (args.request or ["GET /"])]
-        self.mix = weighted_cycle(self.specs)
+        self.mix = weighted_mix(self.specs, args.seed)
         self.headers = dict(_parse_header(h) for h in args.header or [])
         self.stop = threading.Event()
         self.lock = threading.Lock()
@@ -369,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=int, default=32, help="worker threads (default 32)")
     run.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
     run.add_argument("--request", action="append", help="'METHOD PATH [WEIGHT] [BODY]', repeatable")
+    run.add_argument("--seed", type=int, default=1, help="seed of the random request mix (default 1)")
     run.add_argument("--header", action="append", help="'Name: value' sent with every request")
     run.add_argument("--users", type=int, default=0, help="number of simulated users (0: none)")
     run.add_argument("--user-cookie", help="cookie that carries the user id")

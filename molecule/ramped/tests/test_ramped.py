@@ -127,7 +127,9 @@ def test_long_requests_in_flight_at_a_drain_complete(request, service, run_name)
             if r["path"].startswith("/slow") and r["target"].startswith("http://%s:" % lb) \
                     and r["host"] in starts and r["t"] < starts[r["host"]] < r["t"] + r["dur"]:
                 overlapping.append(r)
-    assert overlapping, "no 2 s request was in flight on a server when it was drained"
+    slow = sorted({(r["target"], r["host"]) for r in run.records if r["path"].startswith("/slow")})
+    assert overlapping, "no 2 s request was in flight on a server when it was drained; drains %s; slow ones on %s" % (
+        {lb: drain_starts(run, lb) for lb in LBS}, slow)
     assert all(r["status"] == 200 and r["dur"] >= 2.0 for r in overlapping), overlapping[:3]
 
 

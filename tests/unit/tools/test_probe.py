@@ -52,7 +52,9 @@ def test_fixed_rate_holds_while_some_requests_are_slow(probe, run_app, tmp_path)
     elapsed = time.monotonic() - started
     assert code == 0 and summary["failed"] == 0
     assert len(records) == 75  # 1.5 s at 50/s, however slow some answers are
-    assert sum(r["path"] == "/slow?s=1" for r in records) == 7  # weights 9:1, smooth round robin: every 10th from the 10th
+    specs = [probe.parse_request_spec("GET / 9"), probe.parse_request_spec("GET /slow?s=1 1")]
+    drawn = [spec.path for spec, _ in zip(probe.weighted_mix(specs, 1), range(75))]  # the default seed's draws
+    assert sum(r["path"] == "/slow?s=1" for r in records) == drawn.count("/slow?s=1") > 3
     assert summary["achieved_rate"] == pytest.approx(50, rel=0.1)
     starts = sorted(r["t"] for r in records)
     assert starts[-1] - starts[0] < 1.6
@@ -141,7 +143,25 @@ def test_bad_arguments_are_clear_errors(probe, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
-def test_weighted_cycle_is_smooth(probe):
+def test_mix_follows_the_weights_and_the_seed(probe):
     specs = [probe.RequestSpec("GET", "/a", 3), probe.RequestSpec("GET", "/b", 1)]
-    cycle = probe.weighted_cycle(specs)
-    assert [next(cycle).path for step in range(8)] == ["/a", "/a", "/b", "/a"] * 2
+    draws = [spec.path for spec, _ in zip(probe.weighted_mix(specs, 7), range(4000))]
+    assert 0.22 < draws.count("/b") / len(draws) < 0.28
+    assert draws == [spec.path for spec, _ in zip(probe.weighted_mix(specs, 7), range(4000))]
+    assert draws != [spec.path for spec, _ in zip(probe.weighted_mix(specs, 8), range(4000))]
+
+
+def test_rare_requests_reach_every_lb_and_every_round_robin_server(probe):
+    """Two LBs in turn, each with 4 servers in round robin: a 1 in 20 slow request must reach all 8.
+
+    A periodic mix (period 20, even) sent every slow request to the same LB and, there, to 2 of
+    the 4 servers: a rolling update's drain of the others never had a slow request in flight."""
+    specs = [probe.RequestSpec("GET", "/", 19), probe.RequestSpec("GET", "/slow", 1)]
+    next_server = {0: 0, 1: 0}
+    reached = set()
+    for i, spec in zip(range(2000), probe.weighted_mix(specs, 1)):
+        lb = i % 2
+        server, next_server[lb] = next_server[lb], (next_server[lb] + 1) % 4
+        if spec.path == "/slow":
+            reached.add((lb, server))
+    assert len(reached) == 8, sorted(reached)
