@@ -13,6 +13,7 @@ route and status, failures, and the window in which requests were not served by 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntimeError
@@ -32,12 +33,16 @@ def haproxy_records(lines, service: str) -> list[dict]:
         backend = str(entry.get("backend", ""))
         route = backend[len(prefix):] if backend.startswith(prefix) else backend
         server = entry.get("server")
+        server = None if server in (None, "", "<NOSRV>") else server
+        seconds = max(_int(entry.get("ta")) or 0, 0) / 1000.0
+        status = _int(entry.get("status"))
         records.append({
             "ts": float(entry["ts"]),
-            "status": _int(entry.get("status")),
+            "status": status,
             "route": route,
-            "server": None if server in (None, "", "<NOSRV>") else server,
-            "seconds": max(_int(entry.get("ta")) or 0, 0) / 1000.0,
+            "server": server,
+            "seconds": seconds,
+            "attempts": [(server, status, seconds)] if server else [],
         })
     return records
 
@@ -63,8 +68,66 @@ def nginx_records(lines, service: str) -> list[dict]:
             "route": pool[len(prefix):] if pool.startswith(prefix) else pool,
             "server": None if server in (None, "-") else server,
             "seconds": float(entry.get("rt") or 0.0),
+            "attempts": nginx_attempts(upstream, str(entry.get("upstream_status", "") or ""),
+                                       str(entry.get("urt", "") or "")),
         })
     return records
+
+
+def nginx_attempts(upstreams: str, statuses: str, times: str) -> list[tuple]:
+    """(server, status, seconds) of each server nginx tried for one request, in order.
+
+    ``$upstream_addr``, ``$upstream_status`` and ``$upstream_response_time`` list the tries with
+    ", " (and " : " after an internal redirect to another upstream). A try that got no answer has
+    status 502 or 504 as nginx logs it; a bare upstream name means no server could be tried.
+    """
+    def split(text):
+        return [part.strip() for part in text.replace(" : ", ", ").split(",")] if text else []
+
+    attempts = []
+    status_list, time_list = split(statuses), split(times)
+    for index, server in enumerate(split(upstreams)):
+        if ":" not in server:
+            continue
+        status = _int(status_list[index]) if index < len(status_list) else None
+        try:
+            seconds = float(time_list[index]) if index < len(time_list) else 0.0
+        except ValueError:
+            seconds = 0.0
+        attempts.append((server, status, seconds))
+    return attempts
+
+
+def group_samples(records, groups: dict, since: float, until: float) -> dict:
+    """Per group of servers, what its servers answered in [since, until]: requests, errors, latencies.
+
+    Each try of a server counts for that server's group (nginx may try several for one request), so
+    a canary server whose failures another server hid by a retry is still seen failing. An error is
+    a 5xx status or no status; latencies are those of the tries that did not fail.
+    ``groups`` maps a group name to server names as the log has them (HAProxy server names, nginx
+    ``address:port``). A server in two groups is an error.
+    """
+    owner = {}
+    for name, servers in groups.items():
+        for server in servers:
+            if server in owner and owner[server] != name:
+                raise ValueError("groups: server %s is in both %s and %s" % (server, owner[server], name))
+            owner[server] = name
+    samples = {name: {"requests": 0, "errors": 0, "latencies": []} for name in groups}
+    for record in records:
+        if not since <= record["ts"] <= until:
+            continue
+        for server, status, seconds in record.get("attempts", []):
+            group = owner.get(server)
+            if group is None:
+                continue
+            sample = samples[group]
+            sample["requests"] += 1
+            if status is None or status >= 500:
+                sample["errors"] += 1
+            else:
+                sample["latencies"].append(seconds)
+    return samples
 
 
 def summarize(records, since: float, until: float) -> dict:
@@ -108,6 +171,27 @@ def summarize(records, since: float, until: float) -> dict:
             "seconds": round(last - first, 3) if unserved else 0.0,
         },
     }
+
+
+def nginx_addresses(servers) -> dict:
+    """Each ``host:port`` as the ``ip:port`` strings nginx logs for it, resolved on this (the LB) host.
+
+    nginx resolves its upstream servers' names when it loads its config and logs the addresses;
+    a name that does not resolve keeps only itself.
+    """
+    addresses = {}
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        found = {server}
+        if sep and port.isdigit():
+            try:
+                for info in socket.getaddrinfo(host.strip("[]"), int(port), proto=socket.IPPROTO_TCP):
+                    ip = info[4][0]
+                    found.add("[%s]:%s" % (ip, port) if ":" in ip else "%s:%s" % (ip, port))
+            except (OSError, UnicodeError):
+                pass
+        addresses[server] = sorted(found)
+    return addresses
 
 
 def read_haproxy_journal(unit: str, since: float, journalctl: str = "journalctl") -> list[str]:

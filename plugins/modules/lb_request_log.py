@@ -52,6 +52,16 @@ options:
     description: Directory of the nginx role's access logs.
     type: path
     default: /var/log/nginx
+  groups:
+    description:
+      - Groups of servers to get per-request samples of, such as V(canary) and V(baseline) - each a list of servers
+        as the LB knows them - HAProxy server names (the inventory hostnames), nginx C(address:port) (names are
+        resolved on the LB host, as nginx did).
+      - Returns RV(groups) - for each group the tries its servers answered, the errors among them (5xx or no
+        answer) and the seconds each successful one took - the input M(fleet.rollout.canary_analysis) expects.
+      - Every try counts for its server, so a failure nginx hid by retrying another server is still counted.
+    type: dict
+    default: {}
   settle:
     description:
       - Seconds to wait before reading, so that the last requests of the window are written (the journal takes a
@@ -129,6 +139,14 @@ until:
   description: The window's end.
   returned: always
   type: float
+groups:
+  description:
+    - For each group of O(groups) - C(requests) (tries of its servers), C(errors) and C(latencies) (seconds of
+      each successful try).
+  returned: always
+  type: dict
+  sample: {canary: {requests: 120, errors: 0, latencies: [0.004, 0.005]}, baseline: {requests: 1100, errors: 0,
+           latencies: [0.004]}}
 log_lines_dropped:
   description:
     - HAProxy's C(DroppedLogs) counter, log lines it could not write since it started (it never blocks on its log).
@@ -146,7 +164,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient
 from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
-    haproxy_dropped_logs, haproxy_records, nginx_records, read_file_lines, read_haproxy_journal, summarize,
+    group_samples, haproxy_dropped_logs, haproxy_records, nginx_addresses, nginx_records, read_file_lines,
+    read_haproxy_journal, summarize,
 )
 
 
@@ -159,6 +178,7 @@ def main():
             until=dict(type="float"),
             haproxy_unit=dict(type="str", default="haproxy.service"),
             nginx_log_dir=dict(type="path", default="/var/log/nginx"),
+            groups=dict(type="dict", default={}),
             settle=dict(type="float", default=1.0),
             socket=dict(type="str", default="/run/haproxy/admin.sock"),
             timeout=dict(type="float", default=10.0),
@@ -174,6 +194,11 @@ def main():
         module.fail_json(msg="service: expected a service name, got %r" % p["service"])
     if now - until < p["settle"]:
         time.sleep(p["settle"] - (now - until))
+    groups = {}
+    for name, servers in p["groups"].items():
+        if not isinstance(servers, list) or not all(isinstance(server, str) for server in servers):
+            module.fail_json(msg="groups.%s: expected a list of server names, got %r" % (name, servers))
+        groups[name] = servers
     dropped = None
     try:
         if p["lb"] == "haproxy":
@@ -183,9 +208,12 @@ def main():
         else:
             path = os.path.join(p["nginx_log_dir"], "fleet-%s.access.json" % p["service"])
             records = nginx_records(read_file_lines(path), p["service"])
-    except OSError as exc:
+            addresses = nginx_addresses(server for servers in groups.values() for server in servers)
+            groups = {name: [a for server in servers for a in addresses[server]] for name, servers in groups.items()}
+        samples = group_samples(records, groups, p["since"], until)
+    except (OSError, ValueError) as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, log_lines_dropped=dropped, **summarize(records, p["since"], until))
+    module.exit_json(changed=False, log_lines_dropped=dropped, groups=samples, **summarize(records, p["since"], until))
 
 
 if __name__ == "__main__":

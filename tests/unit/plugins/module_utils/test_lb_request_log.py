@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient
 from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
-    haproxy_dropped_logs, haproxy_records, nginx_records, summarize,
+    group_samples, haproxy_dropped_logs, haproxy_records, nginx_addresses, nginx_attempts, nginx_records, summarize,
 )
 
 
@@ -17,10 +19,10 @@ def haproxy_line(ts, backend, server, status, ta_ms, frontend="fe_shop"):
                        "term": "--", "method": "GET", "uri": "/"})
 
 
-def nginx_line(ts, pool, upstream, status, rt, service="shop"):
+def nginx_line(ts, pool, upstream, status, rt, service="shop", upstream_status="", urt=""):
     return json.dumps({"ts": ts, "id": "x", "client": "10.0.0.9", "service": service, "pool": pool,
-                       "upstream": upstream, "status": status, "upstream_status": "", "rt": rt, "urt": "",
-                       "bytes": 10, "method": "GET", "uri": "/"})
+                       "upstream": upstream, "status": status, "upstream_status": upstream_status, "rt": rt,
+                       "urt": urt, "bytes": 10, "method": "GET", "uri": "/"})
 
 
 def test_haproxy_window_with_maintenance():
@@ -72,3 +74,52 @@ def test_dropped_log_lines_come_from_haproxy_or_are_unknown(haproxy_lab, run_app
     lab = haproxy_lab({"be": ["a %s" % url[len("http://"):]]})
     assert haproxy_dropped_logs(RuntimeClient(lab.socket)) == 0
     assert haproxy_dropped_logs(RuntimeClient(str(tmp_path / "none.sock"))) is None
+
+
+def test_group_samples_from_haproxy():
+    lines = [
+        haproxy_line(100.0, "be_shop_main", "app1", 200, 5),
+        haproxy_line(100.1, "be_shop_main", "app1", 500, 7),
+        haproxy_line(100.2, "be_shop_main", "app2", 200, 9),
+        haproxy_line(100.3, "be_shop_main", "app3", 200, 4),         # in no group
+        haproxy_line(100.4, "be_shop_main", "<NOSRV>", 503, 0),      # no server: no group's
+        haproxy_line(120.0, "be_shop_main", "app1", 200, 5),         # after the window
+    ]
+    samples = group_samples(haproxy_records(lines, "shop"), {"canary": ["app1"], "baseline": ["app2"]}, 100, 110)
+    assert samples == {"canary": {"requests": 2, "errors": 1, "latencies": [0.005]},
+                       "baseline": {"requests": 1, "errors": 0, "latencies": [0.009]}}
+
+
+def test_group_samples_count_every_nginx_try():
+    lines = [
+        nginx_line(100.0, "fleet_shop_main", "10.0.0.1:8080", 200, 0.004, upstream_status="200", urt="0.004"),
+        # The canary refused the connection (502 as nginx logs the try); nginx retried on the baseline.
+        nginx_line(100.1, "fleet_shop_main", "10.0.0.1:8080, 10.0.0.2:8080", 200, 0.01,
+                   upstream_status="502, 200", urt="0.000, 0.009"),
+        nginx_line(100.2, "fleet_shop_main", "fleet_shop_main", 502, 0.0, upstream_status="502", urt="0.000"),
+    ]
+    records = nginx_records(lines, "shop")
+    assert records[1]["attempts"] == [("10.0.0.1:8080", 502, 0.0), ("10.0.0.2:8080", 200, 0.009)]
+    samples = group_samples(records, {"canary": ["10.0.0.1:8080"], "baseline": ["10.0.0.2:8080"]}, 0, 200)
+    assert samples == {"canary": {"requests": 2, "errors": 1, "latencies": [0.004]},
+                       "baseline": {"requests": 1, "errors": 0, "latencies": [0.009]}}
+
+
+def test_nginx_tries_across_an_internal_redirect_and_odd_values():
+    assert nginx_attempts("10.0.0.1:80 : 10.0.0.2:80", "504 : 200", "5.001 : 0.002") == [
+        ("10.0.0.1:80", 504, 5.001), ("10.0.0.2:80", 200, 0.002)]
+    assert nginx_attempts("10.0.0.1:80", "", "-") == [("10.0.0.1:80", None, 0.0)]
+    assert nginx_attempts("", "", "") == []
+
+
+def test_a_server_in_two_groups_is_an_error():
+    with pytest.raises(ValueError, match="server app1 is in both canary and baseline"):
+        group_samples([], {"canary": ["app1"], "baseline": ["app1"]}, 0, 1)
+
+
+def test_nginx_addresses_resolve_names_as_nginx_does():
+    addresses = nginx_addresses(["localhost:8080", "127.0.0.1:81", "no-such-host.invalid:80", "bare"])
+    assert "127.0.0.1:8080" in addresses["localhost:8080"]
+    assert addresses["127.0.0.1:81"] == ["127.0.0.1:81"]
+    assert addresses["no-such-host.invalid:80"] == ["no-such-host.invalid:80"]
+    assert addresses["bare"] == ["bare"]

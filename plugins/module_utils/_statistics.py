@@ -1,0 +1,154 @@
+# Copyright: fleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The statistics a canary is judged by, in the standard library only.
+
+No SciPy or NumPy on managed nodes or the controller at run time; the unit tests compare
+every function here with SciPy on generated samples, ties included. The definitions follow
+SciPy's so that the numbers match it:
+
+- ``percentile``: linear interpolation between closest ranks (NumPy's default).
+- ``mann_whitney_u``: ``scipy.stats.mannwhitneyu`` - U of the first sample, average ranks for
+  ties, the exact distribution or the normal approximation with tie correction and continuity
+  correction.
+- ``two_proportion_z``: the pooled two-proportion z-test, whose square is the chi-square
+  statistic of the 2x2 table (``scipy.stats.chi2_contingency`` without Yates' correction).
+"""
+
+from __future__ import annotations
+
+import math
+
+ALTERNATIVES = ("two-sided", "greater", "less")
+# SciPy's "auto" choice: the exact distribution while a sample has at most this many values and there
+# are no ties.
+EXACT_UP_TO = 8
+
+
+def normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z, accurate in the far tail too (erfc, not 1 - cdf)."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def percentile(values, q: float) -> float | None:
+    """The q-th percentile (0-100) with linear interpolation; ``None`` for no values."""
+    data = sorted(values)
+    if not data:
+        return None
+    if not 0 <= q <= 100:
+        raise ValueError("percentile: q must be between 0 and 100, got %r" % q)
+    position = (len(data) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(data) - 1)
+    fraction = position - low
+    return data[low] + (data[high] - data[low]) * fraction
+
+
+def average_ranks(values) -> tuple[list[float], list[int]]:
+    """Ranks from 1 (ties get the mean of their ranks) in input order, and the size of each tie group."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    ties = []
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        rank = (start + end + 2) / 2.0
+        for index in order[start:end + 1]:
+            ranks[index] = rank
+        ties.append(end - start + 1)
+        start = end + 1
+    return ranks, ties
+
+
+def mann_whitney_u(x, y, alternative: str = "two-sided", method: str = "auto",
+                   continuity: bool = True) -> tuple[float, float]:
+    """(U of ``x``, p-value) as ``scipy.stats.mannwhitneyu(x, y, ...)`` gives them.
+
+    ``alternative="greater"`` tests whether ``x`` tends to be larger than ``y``. ``method`` is
+    ``exact``, ``asymptotic`` or ``auto`` (exact when a sample has at most 8 values and there
+    are no ties).
+    """
+    if alternative not in ALTERNATIVES:
+        raise ValueError("alternative: expected one of %s, got %r" % (", ".join(ALTERNATIVES), alternative))
+    if method not in ("auto", "exact", "asymptotic"):
+        raise ValueError("method: expected auto, exact or asymptotic, got %r" % method)
+    n1, n2 = len(x), len(y)
+    if not n1 or not n2:
+        raise ValueError("mann_whitney_u: both samples need at least one value")
+    ranks, ties = average_ranks(list(x) + list(y))
+    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2.0
+    u2 = n1 * n2 - u1
+    if alternative == "greater":
+        u, factor = u1, 1.0
+    elif alternative == "less":
+        u, factor = u2, 1.0
+    else:
+        u, factor = max(u1, u2), 2.0
+    has_ties = any(size > 1 for size in ties)
+    if method == "auto":
+        method = "exact" if min(n1, n2) <= EXACT_UP_TO and not has_ties else "asymptotic"
+    if method == "exact":
+        p = _exact_sf(int(round(u)), n1, n2)
+    else:
+        n = n1 + n2
+        tie_term = sum(t ** 3 - t for t in ties)
+        variance = n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
+        if variance <= 0:
+            p = 1.0  # every value the same: no evidence either way
+        else:
+            numerator = u - n1 * n2 / 2.0 - (0.5 if continuity else 0.0)
+            p = normal_sf(numerator / math.sqrt(variance))
+    return u1, min(max(p * factor, 0.0), 1.0)
+
+
+def _exact_sf(u: int, n1: int, n2: int) -> float:
+    """P(U >= u) under the null for samples of n1 and n2 without ties.
+
+    The counts of U are the coefficients of the Gaussian binomial (n1+n2 choose n1) in q:
+    prod over i = 1..m of (1 - q^(k+i)) / (1 - q^i), with m the smaller and k the larger size,
+    so each factor costs one pass over the m*k+1 coefficients.
+    """
+    m, k = min(n1, n2), max(n1, n2)
+    size = m * k + 1
+    counts = [0] * size
+    counts[0] = 1
+    for i in range(1, m + 1):
+        step = k + i
+        for j in range(size - 1, step - 1, -1):
+            counts[j] -= counts[j - step]
+        for j in range(i, size):
+            counts[j] += counts[j - i]
+    total = math.comb(n1 + n2, n1)
+    if u <= 0:
+        return 1.0
+    if u >= size:
+        return 0.0
+    return sum(counts[u:]) / total
+
+
+def two_proportion_z(errors_a: int, total_a: int, errors_b: int, total_b: int,
+                     alternative: str = "greater") -> tuple[float, float]:
+    """(z, p-value) of the pooled two-proportion z-test of rate a against rate b.
+
+    ``alternative="greater"`` tests whether a's rate is higher than b's. With no failure or no
+    success at all on both sides there is no variance: z is 0 and p is 1.
+    """
+    if alternative not in ALTERNATIVES:
+        raise ValueError("alternative: expected one of %s, got %r" % (", ".join(ALTERNATIVES), alternative))
+    for name, errors, total in (("a", errors_a, total_a), ("b", errors_b, total_b)):
+        if total <= 0 or not 0 <= errors <= total:
+            raise ValueError("two_proportion_z: sample %s needs 0 <= errors <= total and total > 0, got %r of %r"
+                             % (name, errors, total))
+    pooled = (errors_a + errors_b) / float(total_a + total_b)
+    variance = pooled * (1.0 - pooled) * (1.0 / total_a + 1.0 / total_b)
+    if variance <= 0:
+        return 0.0, 1.0
+    z = (errors_a / float(total_a) - errors_b / float(total_b)) / math.sqrt(variance)
+    if alternative == "greater":
+        p = normal_sf(z)
+    elif alternative == "less":
+        p = normal_sf(-z)
+    else:
+        p = min(2.0 * normal_sf(abs(z)), 1.0)
+    return z, p
