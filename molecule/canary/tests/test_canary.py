@@ -1,0 +1,146 @@
+"""fleet.rollout.canary under live traffic, behind HAProxy and behind nginx.
+
+Each run is ``ansible-playbook fleet.rollout.canary`` as a user types it, while the probe sends 60
+requests/s (1 in 20 of them a 2 s request) through both LBs and every LB is sampled. A good release is
+promoted with no failed request and the canary's share of the requests follows each step; a bad one
+(20 % errors behind HAProxy, +300 ms behind nginx) fails its first step and is rolled back, having
+reached only a small share of the users.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from labtest import load_json, lab_hosts
+from rollout_run import LAB_SERVICES, reset_app, run_under_traffic
+
+APPS = lab_hosts("app")
+LBS = lab_hosts("lb")
+CANARY = APPS[0]
+STEPS = [5, 10, 25, 50, 100]
+INTERVAL = 8
+# At 60 requests/s a 5 % step gets ~24 canary requests in 8 s: judge on 20.
+FAST = {"canary_steps": STEPS, "canary_interval": INTERVAL, "canary_min_samples": 20}
+BAD = {
+    "errors": {"SAMPLE_APP_ERROR_RATE": "0.2", "SAMPLE_APP_LATENCY_MS": "0"},
+    "latency": {"SAMPLE_APP_ERROR_RATE": "0", "SAMPLE_APP_LATENCY_MS": "300"},
+}
+# Each bad kind behind one LB kind, so both LBs see a bad canary and the suite stays short.
+BAD_CASES = {"errors": LAB_SERVICES["haproxy"], "latency": LAB_SERVICES["nginx"]}
+
+
+@pytest.fixture(scope="module", params=sorted(LAB_SERVICES))
+def service(request):
+    return LAB_SERVICES[request.param]
+
+
+@pytest.fixture(scope="module")
+def good(service):
+    reset_app("1.0.0")
+    return run_under_traffic(service, "canary", dict(FAST, rollout_version="2.0.0"))
+
+
+@pytest.fixture(scope="module", params=sorted(BAD_CASES))
+def bad(request):
+    service = BAD_CASES[request.param]
+    reset_app("1.0.0")
+    environment = dict(BAD[request.param], SAMPLE_APP_PORT="8080", SAMPLE_APP_DATA_DIR="data")
+    run = run_under_traffic(service, "canary", dict(FAST, rollout_version="2.0.1-bad",
+                                                    release_environment=environment))
+    return request.param, service, run
+
+
+def last_event(host_for, service) -> dict:
+    return load_json(host_for(LBS[0]), "/var/lib/fleet-rollout/%s/state.json" % service.name)["history"][-1]
+
+
+def live_versions(host_for) -> dict[str, str]:
+    return {app: load_json(host_for(app), "/opt/sample-app/release-state.json")["slots"]["main"]["version"]
+            for app in APPS}
+
+
+def in_window(run, start: float, end: float) -> list[dict]:
+    """Probe records of requests sent in [start, end], the 2 s ones left out (they may straddle a step)."""
+    return [r for r in run.records if start <= r["t"] <= end and r["dur"] < 1.0]
+
+
+def test_good_canary_is_promoted_without_a_failed_request(good, host_for, service):
+    assert good.rc == 0, good.output[-5000:]
+    assert len(good.records) >= 60 * good.seconds * 0.9
+    assert good.failed == [], good.failed[:5]
+    event = last_event(host_for, service)
+    assert event["strategy"] == "canary" and event["outcome"] == "promoted" and event["canary"] == [CANARY]
+    assert [step["step"] for step in event["steps"]] == STEPS
+    assert [step["verdict"] for step in event["steps"]] == ["pass"] * len(STEPS), [s["summary"] for s in event["steps"]]
+    assert live_versions(host_for) == {app: "2.0.0" for app in APPS}
+    # Promoted: after the run every request is served by 2.0.0, by every host at full weight.
+    tail = [r for r in good.records if r["t"] > good.ended]
+    assert tail and {r["version"] for r in tail} == {"2.0.0"}
+    for lb in LBS:
+        assert {tuple(v) for v in good.samples[lb][-1]["servers"].values()} == {("UP", 100)}
+        state = load_json(host_for(lb), "/var/lib/fleet-rollout/%s/state.json" % service.name)
+        assert state["pools"]["main"]["release"] == "2.0.0"
+
+
+def test_canary_share_follows_each_step(good, host_for, service):
+    """The share of requests the canary served in each step is the step's weight, within 3 points."""
+    event = last_event(host_for, service)
+    shares = []
+    for step in event["steps"]:
+        records = in_window(good, step["started"] + 0.5, step["judged"] - 1.0)
+        served = [r for r in records if r["status"] == 200]
+        canary = sum(1 for r in served if r["version"] == "2.0.0")
+        shares.append((step["step"], round(100.0 * canary / len(served), 1), len(served)))
+        assert abs(100.0 * canary / len(served) - step["step"]) <= 3.0, shares
+        # The verdict printed as the rollout went carries the numbers.
+        assert step["summary"].startswith("PASS: canary %d req" % step["canary"]["requests"])
+        assert step["canary"]["requests"] >= 20
+    print("canary share per step (step %%, served %%, requests): %s" % shares)
+    assert "canary step 1 of 5 (5 %" in good.output and "PASS: canary" in good.output
+
+
+def test_bad_canary_fails_its_first_step_and_is_rolled_back(bad, host_for):
+    kind, service, run = bad
+    assert run.rc != 0
+    event = last_event(host_for, service)
+    assert event["strategy"] == "canary" and event["outcome"] == "failed"
+    assert [step["verdict"] for step in event["steps"]] == ["fail"], event["steps"]
+    step = event["steps"][0]
+    if kind == "errors":
+        assert step["canary"]["error_rate"] > 5 and step["errors"]["significant"], step
+        assert any("ceiling" in reason for reason in step["reasons"])
+    else:
+        assert step["latency"]["p50_shift"] > 0.25 and step["latency"]["significant"], step
+        assert any("Mann-Whitney" in reason for reason in step["reasons"])
+        assert step["canary"]["errors"] == 0
+    assert event["rolled_back"] == [CANARY]
+    assert "failed its analysis" in run.output and "were never touched" in run.output
+    # Everything is served by 1.0.0 afterwards, by every host in rotation at full weight.
+    assert live_versions(host_for) == {app: "1.0.0" for app in APPS}
+    tail = [r for r in run.records if r["t"] > run.ended]
+    assert tail and {r["version"] for r in tail} == {"1.0.0"}
+    for lb in LBS:
+        assert {tuple(v) for v in run.samples[lb][-1]["servers"].values()} == {("UP", 100)}
+
+
+def test_bad_release_reached_few_users(bad, host_for):
+    """The bad version served no more than the first step's share of the requests sent while it was in
+    rotation (plus 3 points), and only a sliver of the whole run's."""
+    kind, service, run = bad
+    event = last_event(host_for, service)
+    step = event["steps"][0]
+    bad_served = [r for r in run.records if r["version"] == "2.0.1-bad"]
+    in_rotation = [r for r in run.records if step["started"] - 1 <= r["t"] <= step["judged"] + 2]
+    exposure = 100.0 * len(bad_served) / len(in_rotation)
+    overall = 100.0 * len(bad_served) / len(run.records)
+    print("%s: bad version served %d of %d requests while in rotation (%.2f %%), %.2f %% of the run's %d; "
+          "failed requests %d" % (kind, len(bad_served), len(in_rotation), exposure, overall, len(run.records),
+                                  len(run.failed)))
+    assert bad_served, "the bad canary never got traffic: the analysis was not what stopped it"
+    assert exposure <= STEPS[0] + 3.0
+    assert overall < STEPS[0]
+    if kind == "errors":
+        # Only the canary's own answers failed; the stable hosts answered everything else.
+        assert all(r["version"] is None or r["version"] == "2.0.1-bad" for r in run.failed)
+    else:
+        assert run.failed == []
