@@ -20,7 +20,9 @@ CANARY = APPS[0]
 STEPS = [5, 10, 25, 50, 100]
 INTERVAL = 8
 # At 60 requests/s a 5 % step gets ~24 canary requests in 8 s: judge on 20.
-FAST = {"canary_steps": STEPS, "canary_interval": INTERVAL, "canary_min_samples": 20}
+FAST = {"canary_steps": STEPS, "canary_interval": INTERVAL, "canary_min_samples": 20,
+        # The promotion (fleet.rollout.ramped) updates the three stable hosts in one batch: a shorter suite.
+        "ramped_batches": 3}
 BAD = {
     "errors": {"SAMPLE_APP_ERROR_RATE": "0.2", "SAMPLE_APP_LATENCY_MS": "0"},
     "latency": {"SAMPLE_APP_ERROR_RATE": "0", "SAMPLE_APP_LATENCY_MS": "300"},
