@@ -22,8 +22,9 @@ description:
     again, or decide what that means.
   - Pure Python (standard library); no SciPy or NumPy needed anywhere. The statistics match SciPy's
     C(mannwhitneyu) and C(chi2_contingency) to 1e-6 (the collection's unit tests check it).
-  - The M(fleet.rollout.lb_request_log) module gives both sides from an LB's own log (its O(groups) option); any other
-    source works too, such as metrics from a monitoring system.
+  - The M(fleet.rollout.lb_request_log) module gives both sides from an LB's own log (its
+    O(fleet.rollout.lb_request_log#module:groups) option); any other source works too, such as metrics from a
+    monitoring system.
   - Never fails on a V(fail) verdict; the caller decides (for example with C(failed_when)).
 author:
   - fleet.rollout maintainers (@fleet-rollout)

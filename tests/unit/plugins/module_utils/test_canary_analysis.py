@@ -12,9 +12,9 @@ from ansible_collections.fleet.rollout.plugins.module_utils import _canary_analy
 
 def side(rng: random.Random, requests: int, error_rate: float = 0.0, extra: float = 0.0, slow_share: float = 0.05):
     """LB-like data: most answers take ~5 ms, ``slow_share`` of them 2 s; latencies in whole ms."""
-    errors = sum(1 for _ in range(requests) if rng.random() < error_rate)
+    errors = sum(1 for _index in range(requests) if rng.random() < error_rate)
     latencies = []
-    for _ in range(requests - errors):
+    for _index in range(requests - errors):
         base = 2.0 if rng.random() < slow_share else rng.lognormvariate(-5.3, 0.3)
         latencies.append(round(base + extra, 3))
     return {"requests": requests, "errors": errors, "latencies": latencies}

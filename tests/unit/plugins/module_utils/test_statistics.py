@@ -22,7 +22,7 @@ def close(ours, theirs):
 
 def latency_samples(rng: random.Random, n: int, shift: float, ties: bool) -> list[float]:
     """Latency-like data: log-normal, sometimes rounded to milliseconds (as LB logs are), so ties are many."""
-    values = [rng.lognormvariate(-3.0, 0.6) + shift for _ in range(n)]
+    values = [rng.lognormvariate(-3.0, 0.6) + shift for _index in range(n)]
     return [round(v, 3) for v in values] if ties else values
 
 
@@ -48,7 +48,7 @@ def test_mann_whitney_asymptotic_matches_scipy(alternative):
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
 def test_mann_whitney_without_continuity_matches_scipy(alternative):
     for x, y in generated_pairs(60, seed=11):
-        _, p = st.mann_whitney_u(x, y, alternative=alternative, method="asymptotic", continuity=False)
+        _u, p = st.mann_whitney_u(x, y, alternative=alternative, method="asymptotic", continuity=False)
         ref = scipy_stats.mannwhitneyu(x, y, alternative=alternative, method="asymptotic", use_continuity=False)
         assert close(p, ref.pvalue)
 
@@ -56,10 +56,10 @@ def test_mann_whitney_without_continuity_matches_scipy(alternative):
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
 def test_mann_whitney_exact_matches_scipy(alternative):
     rng = random.Random(3)
-    for _ in range(200):
+    for _index in range(200):
         n1, n2 = rng.randint(1, 12), rng.randint(1, 40)
-        x = [rng.random() + rng.choice([0, 0.3]) for _ in range(n1)]
-        y = [rng.random() for _ in range(n2)]
+        x = [rng.random() + rng.choice([0, 0.3]) for _index in range(n1)]
+        y = [rng.random() for _index in range(n2)]
         u, p = st.mann_whitney_u(x, y, alternative=alternative, method="exact")
         ref = scipy_stats.mannwhitneyu(x, y, alternative=alternative, method="exact")
         assert close(u, ref.statistic) and close(p, ref.pvalue), (n1, n2, p, ref.pvalue)
@@ -68,7 +68,7 @@ def test_mann_whitney_exact_matches_scipy(alternative):
 def test_mann_whitney_auto_picks_like_scipy():
     for x, y in generated_pairs(150, seed=5):
         for alternative in ("two-sided", "greater"):
-            _, p = st.mann_whitney_u(x, y, alternative=alternative)
+            _u, p = st.mann_whitney_u(x, y, alternative=alternative)
             ref = scipy_stats.mannwhitneyu(x, y, alternative=alternative, method="auto")
             assert close(p, ref.pvalue), (len(x), len(y))
 
@@ -87,8 +87,8 @@ def test_mann_whitney_bad_input():
 
 def test_average_ranks_match_scipy_rankdata():
     rng = random.Random(1)
-    for _ in range(50):
-        values = [rng.randint(0, 20) for _ in range(rng.randint(1, 200))]
+    for _index in range(50):
+        values = [rng.randint(0, 20) for _index in range(rng.randint(1, 200))]
         ranks, ties = st.average_ranks(values)
         assert ranks == pytest.approx(list(scipy_stats.rankdata(values)))
         assert sum(ties) == len(values)
@@ -96,14 +96,14 @@ def test_average_ranks_match_scipy_rankdata():
 
 def test_two_proportion_z_matches_scipy_chi_square():
     rng = random.Random(9)
-    for _ in range(300):
+    for _index in range(300):
         total_a, total_b = rng.randint(5, 5000), rng.randint(5, 5000)
         errors_a, errors_b = rng.randint(1, total_a - 1), rng.randint(0, total_b)
         z, p_two = st.two_proportion_z(errors_a, total_a, errors_b, total_b, alternative="two-sided")
-        chi2, p_ref, _, _ = scipy_stats.chi2_contingency(
+        chi2, p_ref, _dof, _expected = scipy_stats.chi2_contingency(
             [[errors_a, total_a - errors_a], [errors_b, total_b - errors_b]], correction=False)
         assert close(z * z, chi2) and close(p_two, p_ref)
-        _, p_greater = st.two_proportion_z(errors_a, total_a, errors_b, total_b)
+        _z, p_greater = st.two_proportion_z(errors_a, total_a, errors_b, total_b)
         assert close(p_greater, scipy_stats.norm.sf(z))
         if z > 0:
             assert close(p_greater, p_ref / 2)
@@ -120,7 +120,7 @@ def test_two_proportion_z_without_variance_and_bad_input():
 
 def test_percentiles_match_numpy():
     rng = random.Random(2)
-    for _ in range(100):
+    for _index in range(100):
         values = latency_samples(rng, rng.randint(1, 500), 0.0, ties=rng.random() < 0.5)
         for q in (0, 1, 50, 90, 95, 99, 99.9, 100):
             assert close(st.percentile(values, q), numpy.percentile(values, q))
