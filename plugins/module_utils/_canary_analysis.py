@@ -15,8 +15,10 @@ slow database).
   judges canaries) by more than the tolerance: its median latency may exceed the baseline's by
   ``latency_tolerance`` percent or ``latency_tolerance_seconds``, whichever is larger. An optional
   ``max_latency_p99`` caps the canary's 99th percentile outright.
-- Too few canary requests (``min_samples``) make the verdict inconclusive; the caller decides
-  whether to wait longer.
+- Too few canary requests (``min_samples``) make the verdict inconclusive, and the caller decides
+  whether to wait longer; unless its errors already show, with the same confidence, that its
+  error rate is over the ceiling (one-sided binomial test): a canary failing every request fails
+  at once.
 
 A significant but small difference passes: with thousands of requests the tests find differences
 no user notices, so the tolerance says how much worse is too much.
@@ -25,7 +27,7 @@ no user notices, so the tolerance says how much worse is too much.
 from __future__ import annotations
 
 from ansible_collections.fleet.rollout.plugins.module_utils._statistics import (
-    mann_whitney_u, percentile, two_proportion_z,
+    binomial_sf, mann_whitney_u, percentile, two_proportion_z,
 )
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -103,10 +105,6 @@ def judge(canary: dict, baseline: dict, criteria: dict | None = None) -> dict:
     failures, notes = [], []
     result = {"canary": describe(canary), "baseline": describe(baseline), "criteria": c}
 
-    if canary["requests"] < int(c["min_samples"]):
-        notes.append("%d requests reached the canary, fewer than the %d needed to judge it"
-                     % (canary["requests"], int(c["min_samples"])))
-
     canary_rate = result["canary"]["error_rate"]
     errors = {"ceiling": float(c["max_error_rate"]), "z": None, "p_value": None, "significant": False,
               "difference": None}
@@ -141,8 +139,20 @@ def judge(canary: dict, baseline: dict, criteria: dict | None = None) -> dict:
 
     if not baseline["requests"]:
         notes.append("no baseline requests in the window: only the ceilings were checked")
-    if canary["requests"] < int(c["min_samples"]):
+    # Below min_samples, errors fail the canary only when they show with the test's confidence that
+    # its error rate is over the ceiling (binomial test): 5 failures in 5 requests do, 1 in 10 does not.
+    below = canary["requests"] < int(c["min_samples"])
+    p_over = binomial_sf(canary["errors"], canary["requests"], float(c["max_error_rate"]) / 100.0) if below else None
+    if below and canary["errors"] and p_over < alpha:
+        verdict = FAIL
+        failures = ["%d of %d canary requests failed: its error rate is over the %.2f %% ceiling even before the %d "
+                    "requests a verdict needs (binomial test p=%.2g < %.2g)"
+                    % (canary["errors"], canary["requests"], float(c["max_error_rate"]), int(c["min_samples"]),
+                       p_over, alpha)]
+    elif below:
         verdict = INCONCLUSIVE
+        notes.insert(0, "%d requests reached the canary, fewer than the %d needed to judge it"
+                     % (canary["requests"], int(c["min_samples"])))
         failures = []  # too few requests to blame the canary for anything yet
     else:
         verdict = FAIL if failures else PASS

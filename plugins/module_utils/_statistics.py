@@ -10,6 +10,7 @@ SciPy's so that the numbers match it:
 - ``mann_whitney_u``: ``scipy.stats.mannwhitneyu`` - U of the first sample, average ranks for
   ties, the exact distribution or the normal approximation with tie correction and continuity
   correction.
+- ``binomial_sf``: ``scipy.stats.binom.sf(k - 1, n, p)``, the chance of at least k failures.
 - ``two_proportion_z``: the pooled two-proportion z-test, whose square is the chi-square
   statistic of the 2x2 table (``scipy.stats.chi2_contingency`` without Yates' correction).
 """
@@ -152,3 +153,24 @@ def two_proportion_z(errors_a: int, total_a: int, errors_b: int, total_b: int,
     else:
         p = min(2.0 * normal_sf(abs(z)), 1.0)
     return z, p
+
+
+def binomial_sf(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p): the chance of at least ``k`` failures in ``n`` tries.
+
+    Summed term by term in log space, so it stays exact for the few hundred tries a canary's
+    early window has and does not overflow for larger ``n``.
+    """
+    if n < 0 or not 0 <= p <= 1:
+        raise ValueError("binomial_sf: expected n >= 0 and 0 <= p <= 1, got n=%r, p=%r" % (n, p))
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p in (0.0, 1.0):
+        return float(p == 1.0)
+    log_p, log_q = math.log(p), math.log1p(-p)
+    total = 0.0
+    for i in range(k, n + 1):
+        total += math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q)
+    return min(total, 1.0)

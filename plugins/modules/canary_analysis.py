@@ -18,8 +18,9 @@ description:
     canaries) by more than the tolerance: its median may exceed the baseline's by O(latency_tolerance) percent or
     O(latency_tolerance_seconds), whichever is larger. O(max_latency_p99) optionally caps the canary's 99th
     percentile."
-  - Fewer than O(min_samples) canary requests make the verdict V(inconclusive) whatever they show; wait and judge
-    again, or decide what that means.
+  - Fewer than O(min_samples) canary requests make the verdict V(inconclusive); wait and judge again, or decide what
+    that means. Except when their errors already show, with O(confidence), that the canary's error rate is over
+    O(max_error_rate) (one-sided binomial test): a canary that fails every request fails at once.
   - Pure Python (standard library); no SciPy or NumPy needed anywhere. The statistics match SciPy's
     C(mannwhitneyu) and C(chi2_contingency) to 1e-6 (the collection's unit tests check it).
   - The M(fleet.rollout.lb_request_log) module gives both sides from an LB's own log (its
@@ -86,7 +87,7 @@ options:
     description: Highest 99th percentile latency, in seconds, the canary may have. No ceiling when unset.
     type: float
   min_samples:
-    description: Canary requests needed to judge it; fewer give V(inconclusive).
+    description: Canary requests needed to judge it; fewer give V(inconclusive) unless their errors prove the ceiling broken.
     type: int
     default: 50
 seealso:

@@ -71,10 +71,22 @@ def test_baseline_errors_raise_the_bar_for_the_comparison_not_the_ceiling():
 
 def test_too_few_canary_requests_are_inconclusive_even_when_they_look_bad():
     rng = random.Random(1)
-    result = ca.judge(side(rng, 30, error_rate=0.5), side(rng, 600))
+    result = ca.judge(side(rng, 30, extra=0.3), side(rng, 600))
     assert result["verdict"] == ca.INCONCLUSIVE
     assert result["reasons"] == ["30 requests reached the canary, fewer than the 50 needed to judge it"]
+    # One failed request of 10 could be bad luck for a canary within the 1 % ceiling (p = 0.096).
+    one_error = {"requests": 10, "errors": 1, "latencies": [0.005] * 9}
+    assert ca.judge(one_error, side(rng, 600))["verdict"] == ca.INCONCLUSIVE
     assert ca.judge(side(rng, 30), side(rng, 600), {"min_samples": 20})["verdict"] == ca.PASS
+
+
+def test_a_canary_failing_every_request_fails_before_min_samples():
+    result = ca.judge({"requests": 6, "errors": 6, "latencies": []}, side(random.Random(2), 600))
+    assert result["verdict"] == ca.FAIL
+    assert result["reasons"] == ["6 of 6 canary requests failed: its error rate is over the 1.00 % ceiling even before "
+                                 "the 50 requests a verdict needs (binomial test p=1e-12 < 0.02)"]
+    # Two of ten is already too many for a 1 % ceiling at 98 % confidence (p = 0.0043).
+    assert ca.judge({"requests": 10, "errors": 2, "latencies": [0.005] * 8}, {"requests": 0})["verdict"] == ca.FAIL
 
 
 def test_without_baseline_only_ceilings_count():

@@ -132,3 +132,14 @@ def test_percentiles_match_numpy():
 def test_normal_tail_is_accurate_far_out():
     for z in (-8.0, -1.0, 0.0, 1.5, 6.0, 12.0, 30.0):
         assert st.normal_sf(z) == pytest.approx(float(scipy_stats.norm.sf(z)), rel=1e-9, abs=0)
+
+
+def test_binomial_tail_matches_scipy():
+    rng = random.Random(11)
+    for _index in range(300):
+        n = rng.choice([0, 1, 2, 5, 10, 30, 49, 200, 3000])
+        k = rng.randint(0, n + 1)
+        p = rng.choice([0.0, 0.001, 0.01, 0.05, 0.2, 0.5, 0.99, 1.0])
+        assert close(st.binomial_sf(k, n, p), scipy_stats.binom.sf(k - 1, n, p)), (k, n, p)
+    with pytest.raises(ValueError, match="0 <= p <= 1"):
+        st.binomial_sf(1, 10, 1.5)
