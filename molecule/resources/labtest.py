@@ -98,3 +98,26 @@ def assert_active_and_preview(client, base_url: str, active_hosts: list[str], pr
     assert seen == set(active_hosts)
     status, headers, _body = http(client, base_url + "/", {"X-Rollout-Preview": "1"})
     assert status == 200 and headers["x-app-version"] == preview_version and headers["x-app-host"] in preview_hosts
+
+
+def rollout_snapshot(host_for, service: str = "web", apps: list[str] | None = None, lbs: list[str] | None = None) -> dict:
+    """What a rollout of the HAProxy-fronted ``service`` would change: live releases, HAProxy server
+    states, the LB state files and locks."""
+    snap = {}
+    for app in apps or lab_hosts("app"):
+        snap[app] = host_for(app).file("/opt/sample-app/release-state.json").content_string
+    for lb in lbs or lab_hosts("lb"):
+        host = host_for(lb)
+        snap[lb + ":servers"] = haproxy_cli(host, "show servers state be_%s_main" % service).splitlines()[2:]
+        snap[lb + ":state"] = host.file("/var/lib/fleet-rollout/%s/state.json" % service).content_string
+        snap[lb + ":lock"] = host.file("/var/lib/fleet-rollout/%s/lock.json" % service).exists
+    return snap
+
+
+def without_volatile(snap: dict) -> dict:
+    """Keep what a rollout changes of a server (name, operational and admin state, weights); the check
+    counters and the time since the last change move by themselves."""
+    def server(line: str) -> str:
+        cols = line.split()
+        return " ".join(cols[i] for i in (3, 5, 6, 7, 8)) if len(cols) > 8 else line
+    return {key: ([server(line) for line in value] if key.endswith(":servers") else value) for key, value in snap.items()}

@@ -7,35 +7,13 @@ import subprocess
 
 import pytest
 
-from labtest import haproxy_cli, lab_hosts
+from labtest import haproxy_cli, lab_hosts, rollout_snapshot, without_volatile
 from rollout_run import LAB_SERVICES, docker, env, playbook, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
 WEB = LAB_SERVICES["haproxy"]
 VARS_FILE = "@molecule/resources/strategy.vars.yml"
-
-
-def snapshot(host_for) -> dict:
-    """What a rollout would change: live releases, HAProxy server states, the LB state files and locks."""
-    snap = {}
-    for app in APPS:
-        snap[app] = host_for(app).file("/opt/sample-app/release-state.json").content_string
-    for lb in LBS:
-        host = host_for(lb)
-        snap[lb + ":servers"] = haproxy_cli(host, "show servers state be_web_main").splitlines()[2:]
-        snap[lb + ":state"] = host.file("/var/lib/fleet-rollout/web/state.json").content_string
-        snap[lb + ":lock"] = host.file("/var/lib/fleet-rollout/web/lock.json").exists
-    return snap
-
-
-def without_volatile(snap: dict) -> dict:
-    """Keep what a rollout changes of a server (name, operational and admin state, weights); the check
-    counters and the time since the last change move by themselves."""
-    def server(line: str) -> str:
-        cols = line.split()
-        return " ".join(cols[i] for i in (3, 5, 6, 7, 8)) if len(cols) > 8 else line
-    return {key: ([server(line) for line in value] if key.endswith(":servers") else value) for key, value in snap.items()}
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -51,12 +29,12 @@ def without_volatile(snap: dict) -> dict:
 ], ids=["batch-0", "batch-150pct", "max-unavailable-0", "budget-word", "unknown-app-group", "unknown-lb-group",
         "unknown-service", "unsafe-version", "no-version"])
 def test_bad_input_is_refused_before_any_change(host_for, extra, message):
-    before = snapshot(host_for)
+    before = rollout_snapshot(host_for)
     result = playbook("fleet.rollout.ramped", dict(WEB.extra_vars, **dict({"rollout_version": "2.0.1-bad"}, **extra)),
                       "-e", VARS_FILE)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
-    assert without_volatile(snapshot(host_for)) == without_volatile(before)
+    assert without_volatile(rollout_snapshot(host_for)) == without_volatile(before)
 
 
 def ansible_lb(module_args: dict) -> subprocess.CompletedProcess:
@@ -69,12 +47,12 @@ def test_a_second_rollout_is_refused_while_one_holds_the_lock(host_for):
     taken = ansible_lb(holder)
     assert taken.returncode == 0, taken.stdout
     try:
-        before = snapshot(host_for)
+        before = rollout_snapshot(host_for)
         result = playbook("fleet.rollout.ramped", dict(WEB.extra_vars, rollout_version="2.0.1-bad"), "-e", VARS_FILE)
         assert result.returncode != 0
         assert "Not starting: web is being rolled out by alice@ops (AWX job 7) since" in result.stdout, result.stdout[-3000:]
         assert "rollout_lock_force=true" in result.stdout
-        after = snapshot(host_for)
+        after = rollout_snapshot(host_for)
         assert without_volatile(after) == without_volatile(before)
         # alice still holds it on both LBs.
         for lb in LBS:

@@ -1,0 +1,35 @@
+"""What stops fleet.rollout.canary before it changes anything: bad input, the promotion's included."""
+
+from __future__ import annotations
+
+import pytest
+
+from labtest import rollout_snapshot, without_volatile
+from rollout_run import LAB_SERVICES, playbook
+
+WEB = LAB_SERVICES["haproxy"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"canary_steps": [50, 10]}, "canary_steps: expected rising percentages above 0 and at most 100"),
+    ({"canary_steps": [0, 10]}, "canary_steps: expected rising percentages"),
+    ({"canary_hosts": ["fleet-nosuchhost"]}, "canary_hosts: fleet-nosuchhost not in the play"),
+    ({"canary_count": 4}, "every host of the play would be a canary"),
+    ({"canary_inconclusive": "maybe"}, "canary_inconclusive: expected fail or pass"),
+    ({"canary_confidence": 1.5}, "canary_confidence: expected a probability"),
+    ({"canary_min_samples": 0}, "canary_min_samples: expected at least 1"),
+    # The promotion runs ramped at the end of the canary; its input is checked before the first step.
+    ({"ramped_slow_start": [150]}, "ramped_slow_start: expected a rising list of weights in percent, each 1-99"),
+    ({"ramped_batches": "150%"}, "ramped_batches: '150%' is not a percentage above 0 and at most 100%"),
+    ({"ramped_failure_budget": "lots"}, "ramped_failure_budget: expected a count or a percentage"),
+], ids=["steps-falling", "steps-zero", "unknown-host", "no-stable-host", "inconclusive-word", "confidence-1.5",
+        "min-samples-0", "slow-start-150", "batches-150pct", "budget-word"])
+def test_bad_input_is_refused_before_any_change(host_for, extra, message):
+    before = rollout_snapshot(host_for)
+    result = playbook("fleet.rollout.canary", dict(WEB.extra_vars, rollout_version="2.0.1-bad", **extra),
+                      "-e", "@molecule/resources/strategy.vars.yml")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output, output[-3000:]
+    assert "Take the canary hosts out of rotation" not in output
+    assert without_volatile(rollout_snapshot(host_for)) == without_volatile(before)
