@@ -66,8 +66,8 @@ def live_versions(host_for) -> dict[str, str]:
 
 def in_window(run, start: float, end: float) -> list[dict]:
     """Probe records of requests sent in [start, end]. The 2 s ones count too: the LB chose their server when
-    they were sent, and leaving them out would skew the share (round robin and the probe's fixed request
-    pattern can line up, so that one server gets more than its share of them)."""
+    they were sent, and leaving them out would skew the share (a few 2 s requests more on one server
+    than on another are a few points of its share)."""
     return [r for r in run.records if start <= r["t"] <= end]
 
 
