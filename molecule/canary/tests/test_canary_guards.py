@@ -33,3 +33,13 @@ def test_bad_input_is_refused_before_any_change(host_for, extra, message):
     assert message in output, output[-3000:]
     assert "Take the canary hosts out of rotation" not in output
     assert without_volatile(rollout_snapshot(host_for)) == without_volatile(before)
+
+
+def test_a_play_without_every_server_of_the_pool_is_refused(host_for):
+    """Servers left out of the play keep their weight and would skew every step's share."""
+    before = rollout_snapshot(host_for)
+    result = playbook("fleet.rollout.canary", dict(WEB.extra_vars, rollout_version="2.0.1-bad"),
+                      "-e", "@molecule/resources/strategy.vars.yml", "--limit", "all:!fleet-app4")
+    assert result.returncode != 0
+    assert "from the play, which lacks fleet-app4 (a --limit?)" in result.stdout, result.stdout[-3000:]
+    assert without_volatile(rollout_snapshot(host_for)) == without_volatile(before)
