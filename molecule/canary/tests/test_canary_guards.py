@@ -15,7 +15,7 @@ WEB = LAB_SERVICES["haproxy"]
     ({"canary_steps": [0, 10]}, "canary_steps: expected rising percentages"),
     ({"canary_hosts": ["fleet-nosuchhost"]}, "canary_hosts: fleet-nosuchhost not in the play"),
     ({"canary_count": 4}, "every host of the play would be a canary"),
-    ({"canary_inconclusive": "maybe"}, "canary_inconclusive: expected fail or pass"),
+    ({"canary_inconclusive": "maybe"}, "value of canary_inconclusive must be one of: fail, pass, got: maybe"),
     ({"canary_confidence": 1.5}, "canary_confidence: expected a probability"),
     ({"canary_min_samples": 0}, "canary_min_samples: expected at least 1"),
     # The promotion runs ramped at the end of the canary; its input is checked before the first step.
