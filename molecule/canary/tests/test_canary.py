@@ -87,6 +87,8 @@ def test_good_canary_is_promoted_without_a_failed_request(good, host_for, servic
         assert {tuple(v) for v in good.samples[lb][-1]["servers"].values()} == {("UP", 100)}
         state = load_json(host_for(lb), "/var/lib/fleet-rollout/%s/state.json" % service.name)
         assert state["pools"]["main"]["release"] == "2.0.0"
+        # The lock is given back (the promotion's ramped run kept it for the canary, which gave it back).
+        assert not host_for(lb).file("/var/lib/fleet-rollout/%s/lock.json" % service.name).exists
 
 
 def test_canary_share_follows_each_step(good, host_for, service):
@@ -128,6 +130,7 @@ def test_bad_canary_fails_its_first_step_and_is_rolled_back(bad, host_for):
     assert tail and {r["version"] for r in tail} == {"1.0.0"}
     for lb in LBS:
         assert {tuple(v) for v in run.samples[lb][-1]["servers"].values()} == {("UP", 100)}
+        assert not host_for(lb).file("/var/lib/fleet-rollout/%s/lock.json" % service.name).exists
 
 
 def test_bad_release_reached_few_users(bad, host_for):
