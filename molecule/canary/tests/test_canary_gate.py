@@ -44,9 +44,9 @@ def aborted(host_for):
     reset_app("1.0.0")
     waiting = run_under_traffic(WEB, "canary", dict(GATED, rollout_version="2.0.0"))
     waiting_versions, waiting_weights = live_versions(host_for), weights(host_for)
-    before_abort = len(history(host_for))
+    waiting_event, before_abort = history(host_for)[-1], len(history(host_for))
     abort = run_under_traffic(WEB, "abort", {})
-    return waiting, waiting_versions, waiting_weights, before_abort, abort
+    return waiting, waiting_versions, waiting_weights, (waiting_event, before_abort), abort
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +63,12 @@ def promoted(host_for, aborted):
 
 
 def test_the_canary_waits_at_its_last_step(aborted):
-    waiting, versions, lb_weights, _before, _abort = aborted
+    waiting, versions, lb_weights, (event, _count), _abort = aborted
     assert waiting.rc == 0, waiting.output[-4000:]
     assert waiting.failed == [], waiting.failed[:5]
-    assert "Promote it to every host with fleet.rollout.promote" in waiting.output
+    assert event["strategy"] == "canary" and event["outcome"] == "awaiting_promotion", event
+    assert [step["verdict"] for step in event["steps"]] == ["pass", "pass"], [s["summary"] for s in event["steps"]]
+    assert "fleet.rollout.promote" in waiting.output and "fleet.rollout.abort" in waiting.output
     assert versions == {app: "2.0.0" if app == CANARY else "1.0.0" for app in APPS}
     # Left at the last step: the canary's weight is half of the total on every LB.
     for lb in LBS:
@@ -76,7 +78,7 @@ def test_the_canary_waits_at_its_last_step(aborted):
 
 
 def test_abort_takes_it_back_without_a_failed_request(aborted, host_for):
-    _waiting, _versions, _weights, before, abort = aborted
+    _waiting, _versions, _weights, (_event, before), abort = aborted
     assert abort.rc == 0, abort.output[-4000:]
     assert abort.failed == [], abort.failed[:5]
     assert len(abort.records) > 100
