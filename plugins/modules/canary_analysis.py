@@ -20,7 +20,7 @@ description:
     percentile."
   - Fewer than O(min_samples) canary requests make the verdict V(inconclusive); wait and judge again, or decide what
     that means. Except when their errors already show, with O(confidence), that the canary's error rate is over
-    O(max_error_rate) (one-sided binomial test): a canary that fails every request fails at once.
+    O(max_error_rate) (one-sided binomial test) - a canary that fails every request fails at once.
   - Pure Python (standard library); no SciPy or NumPy needed anywhere. The statistics match SciPy's
     C(mannwhitneyu) and C(chi2_contingency) to 1e-6 (the collection's unit tests check it).
   - The M(fleet.rollout.lb_request_log) module gives both sides from an LB's own log (its
