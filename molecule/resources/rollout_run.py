@@ -41,7 +41,9 @@ def haproxy():
     servers = {}
     for line in lines[1:]:
         row = dict(zip(head, line.split(",")))
-        if row.get("pxname", "").startswith(prefix) and row.get("svname") not in ("FRONTEND", "BACKEND", None):
+        # A pool's canary backend (a sticky split) has the same servers: the pool's own backend counts.
+        if row.get("pxname", "").startswith(prefix) and not row["pxname"].endswith("_canary") \
+                and row.get("svname") not in ("FRONTEND", "BACKEND", None):
             servers[row["svname"]] = [row["status"], int(row["weight"] or 0)]
     return servers
 def nginx():
@@ -51,7 +53,7 @@ def nginx():
         words = line.split()
         if words[:1] == ["upstream"]:
             upstream = words[1]
-        elif words[:1] == ["server"] and upstream and upstream.startswith(prefix):
+        elif words[:1] == ["server"] and upstream and upstream.startswith(prefix) and not upstream.endswith("_canary"):
             name = words[1].split(":")[0]
             weight = [int(w.split("=")[1].rstrip(";")) for w in words if w.startswith("weight=")]
             servers[name] = ["DOWN" if any(w.rstrip(";") == "down" for w in words) else "UP", weight[0] if weight else 100]
@@ -167,11 +169,13 @@ def docker(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: float = 60.0,
-                      slow_share: int = 1, tail_s: float = 3.0, during=None, during_after_s: float = 15.0) -> Run:
+                      slow_share: int = 1, tail_s: float = 3.0, during=None, during_after_s: float = 15.0,
+                      probe_args: tuple = ()) -> Run:
     """Run ``fleet.rollout.<strategy>`` for ``service`` while the probe sends ``rate`` requests/s through
     both LBs (1 in 20 of them a 2 s request, when ``slow_share`` is 1) and the LBs are sampled; the probe
     keeps going ``tail_s`` seconds after the run, to see what is served afterwards. ``during`` (a
-    callable) runs ``during_after_s`` seconds into the run; what it returns is ``Run.during``."""
+    callable) runs ``during_after_s`` seconds into the run; what it returns is ``Run.during``.
+    ``probe_args`` go to the probe as they are (simulated users, for example)."""
     token = uuid.uuid4().hex[:8]
     client = lab_hosts("client")[0]
     lbs = lab_hosts("lb")
@@ -182,7 +186,7 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
     probe = subprocess.Popen(
         ["docker", "exec", client, "python3", PROBE, "run", "--rate", str(rate), "--duration", "1500",
          "--timeout", "15", "--out", out, "--stop-file", stop]
-        + [arg for lb in lbs for arg in ("--url", "http://%s:%d" % (lb, service.port))] + requests,
+        + [arg for lb in lbs for arg in ("--url", "http://%s:%d" % (lb, service.port))] + requests + list(probe_args),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samplers = {
         lb: subprocess.Popen(["docker", "exec", lb, "python3", "-c", SAMPLER, *service.sampler_args(), stop, "0.2"],

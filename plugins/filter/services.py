@@ -12,6 +12,9 @@ from ansible.errors import AnsibleFilterError
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 # What goes into a health check line of haproxy.cfg: no spaces, quotes, '#', braces or control characters.
 HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&()*+,=:@/?-]*$")
+# Names that go into LB configs as they are (nginx reads a cookie as $cookie_<name>: no '-').
+HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+COOKIE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def _is_port(value) -> bool:
@@ -80,9 +83,27 @@ def service_problems(services, groups) -> list[str]:
         active = service.get("active_pool", pool_names[0] if pool_names else None)
         if pool_names and active not in pool_names:
             problems.append("%s.active_pool: %r is not one of its pools %s" % (where, active, pool_names))
+        problems.extend(_user_problems(where, service))
         retry_after = service.get("retry_after", 30)
         if not isinstance(retry_after, int) or isinstance(retry_after, bool) or retry_after < 0:
             problems.append("%s.retry_after: expected seconds (an integer >= 0), got %r" % (where, retry_after))
+    return problems
+
+
+def _user_problems(where: str, service: dict) -> list[str]:
+    """How users are told apart (user_id) and the A/B override header (variant_header)."""
+    problems = []
+    user_id = service.get("user_id")
+    if user_id is not None:
+        kinds = sorted(user_id) if isinstance(user_id, dict) else []
+        name = user_id.get(kinds[0]) if len(kinds) == 1 else None
+        pattern = HEADER_NAME if kinds == ["header"] else COOKIE_NAME
+        if kinds not in (["header"], ["cookie"]) or not isinstance(name, str) or not pattern.match(name):
+            problems.append("%s.user_id: expected {header: X-User-Id} or {cookie: uid} (letters, digits, '_'; '-' in a "
+                            "header), got %r" % (where, user_id))
+    header = service.get("variant_header", "X-Variant")
+    if not isinstance(header, str) or not HEADER_NAME.match(header):
+        problems.append("%s.variant_header: expected a header name such as X-Variant, got %r" % (where, header))
     return problems
 
 
@@ -116,8 +137,8 @@ def pool_servers(pool: dict, groups, hostvars) -> list[dict]:
 
 def service_members(service: dict, hosts, groups, hostvars, pools=None) -> list[dict]:
     """Where ``hosts`` serve ``service``: one entry per pool that has the host (of ``pools`` only, when
-    given), with its address, port and its names on each LB (the HAProxy ``backend/server`` and the nginx
-    upstream)."""
+    given), with its address, port and its names on each LB (the HAProxy ``backend/server``, the same in
+    the pool's canary backend of a sticky split, and the nginx upstream)."""
     wanted = set(hosts)
     members = []
     for pool in service["pools"]:
@@ -127,6 +148,8 @@ def service_members(service: dict, hosts, groups, hostvars, pools=None) -> list[
             if server["name"] in wanted:
                 members.append(dict(server, host=server["name"], pool=pool["name"],
                                     haproxy_server="be_%s_%s/%s" % (service["name"], pool["name"], server["name"]),
+                                    haproxy_canary_server="be_%s_%s_canary/%s" % (service["name"], pool["name"],
+                                                                                  server["name"]),
                                     nginx_upstream="fleet_%s_%s" % (service["name"], pool["name"])))
     return members
 

@@ -43,6 +43,9 @@ def haproxy_records(lines, service: str) -> list[dict]:
             "server": server,
             "seconds": seconds,
             "attempts": [(server, status, seconds)] if server else [],
+            "user": _user(entry.get("user")),
+            "method": str(entry.get("method", "")),
+            "path": _path(entry.get("uri")),
         })
     return records
 
@@ -70,6 +73,9 @@ def nginx_records(lines, service: str) -> list[dict]:
             "seconds": float(entry.get("rt") or 0.0),
             "attempts": nginx_attempts(upstream, str(entry.get("upstream_status", "") or ""),
                                        str(entry.get("urt", "") or "")),
+            "user": _user(entry.get("user")),
+            "method": str(entry.get("method", "")),
+            "path": _path(entry.get("uri")),
         })
     return records
 
@@ -128,6 +134,37 @@ def group_samples(records, groups: dict, since: float, until: float) -> dict:
             else:
                 sample["latencies"].append(seconds)
     return samples
+
+
+def _user(value) -> str:
+    """The user id a log line carries; "" for none (HAProxy logs an unset variable as "-")."""
+    return "" if value in (None, "-") else str(value)
+
+
+def _path(uri) -> str:
+    return str(uri or "").split("?", 1)[0]
+
+
+def user_samples(records, since: float, until: float, goal: dict | None = None) -> dict:
+    """Per route (an A/B test's variant) and user id, in [since, until]: requests, errors (5xx or no
+    answer) and conversions - requests to ``goal`` ({method, path}) answered below 400. Requests
+    without a user id count under the id "". The input of fleet.rollout.ab_report, one per LB."""
+    method = (goal or {}).get("method", "").upper()
+    path = (goal or {}).get("path")
+    users: dict[str, dict[str, dict]] = {}
+    for record in records:
+        if not since <= record["ts"] <= until or record["route"] == MAINTENANCE:
+            continue
+        counts = users.setdefault(record["route"], {}).setdefault(
+            record.get("user", ""), {"requests": 0, "errors": 0, "conversions": 0})
+        counts["requests"] += 1
+        status = record["status"]
+        if status is None or status >= 500:
+            counts["errors"] += 1
+        elif (path is not None and status < 400 and record.get("path") == path
+              and (not method or record.get("method", "").upper() == method)):
+            counts["conversions"] += 1
+    return users
 
 
 def summarize(records, since: float, until: float) -> dict:

@@ -18,6 +18,7 @@ SciPy's so that the numbers match it:
 from __future__ import annotations
 
 import math
+import statistics
 
 ALTERNATIVES = ("two-sided", "greater", "less")
 # SciPy's "auto" choice: the exact distribution while a sample has at most this many values and there
@@ -174,3 +175,122 @@ def binomial_sf(k: int, n: int, p: float) -> float:
     for i in range(k, n + 1):
         total += math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q)
     return min(total, 1.0)
+
+
+# --- A/B tests: conversion rates (statsmodels' definitions) ----------------------------------------
+
+def normal_isf(p: float) -> float:
+    """The z with P(Z > z) = p (SciPy's ``norm.isf``)."""
+    if not 0 < p < 1:
+        raise ValueError("normal_isf: p must be between 0 and 1, got %r" % (p,))
+    return -statistics.NormalDist().inv_cdf(p)
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(X > x) for X ~ chi-square(df): the regularized upper incomplete gamma Q(df/2, x/2), by its
+    series below a+1 and its continued fraction above (Numerical Recipes), to double precision."""
+    if df <= 0:
+        raise ValueError("chi2_sf: df must be positive, got %r" % (df,))
+    if x <= 0:
+        return 1.0
+    a, y = df / 2.0, x / 2.0
+    log_front = a * math.log(y) - y - math.lgamma(a)
+    if y < a + 1.0:
+        term = total = 1.0 / a
+        n = a
+        while abs(term) > abs(total) * 1e-17:
+            n += 1.0
+            term *= y / n
+            total += term
+        return max(0.0, 1.0 - total * math.exp(log_front))
+    tiny = 1e-300
+    b = y + 1.0 - a
+    c, d = 1.0 / tiny, 1.0 / b
+    h = d
+    i = 1
+    while True:
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-16 or i > 10000:
+            break
+        i += 1
+    return math.exp(log_front) * h
+
+
+def chi_square_homogeneity(successes, totals) -> tuple[float, float, int]:
+    """(chi2, p-value, degrees of freedom) of the test that k proportions are equal: the 2 x k table's
+    Pearson statistic without continuity correction (statsmodels' ``proportions_chisquare``)."""
+    if len(successes) != len(totals) or len(totals) < 2:
+        raise ValueError("chi_square_homogeneity: expected two or more groups, as many successes as totals")
+    for success, total in zip(successes, totals):
+        if total <= 0 or not 0 <= success <= total:
+            raise ValueError("chi_square_homogeneity: each group needs 0 <= successes <= total and total > 0, "
+                             "got %r of %r" % (success, total))
+    pooled = float(sum(successes)) / sum(totals)
+    if pooled in (0.0, 1.0):
+        return 0.0, 1.0, len(totals) - 1
+    statistic = 0.0
+    for success, total in zip(successes, totals):
+        for observed, expected in ((success, total * pooled), (total - success, total * (1.0 - pooled))):
+            statistic += (observed - expected) ** 2 / expected
+    return statistic, chi2_sf(statistic, len(totals) - 1), len(totals) - 1
+
+
+def diff_confint(success_a: int, total_a: int, success_b: int, total_b: int,
+                 confidence: float = 0.95) -> tuple[float, float]:
+    """Wald interval of rate a minus rate b (statsmodels' ``confint_proportions_2indep``, method wald)."""
+    rate_a, rate_b = success_a / float(total_a), success_b / float(total_b)
+    spread = normal_isf((1.0 - confidence) / 2.0) * math.sqrt(
+        rate_a * (1.0 - rate_a) / total_a + rate_b * (1.0 - rate_b) / total_b)
+    return rate_a - rate_b - spread, rate_a - rate_b + spread
+
+
+def ratio_confint(success_a: int, total_a: int, success_b: int, total_b: int,
+                  confidence: float = 0.95) -> tuple[float, float] | None:
+    """Interval of rate a over rate b on the log scale (statsmodels' ``confint_proportions_2indep``,
+    compare ratio, method log); ``None`` without a success on either side."""
+    if success_a <= 0 or success_b <= 0:
+        return None
+    ratio = (success_a / float(total_a)) / (success_b / float(total_b))
+    spread = normal_isf((1.0 - confidence) / 2.0) * math.sqrt(
+        1.0 / success_a - 1.0 / total_a + 1.0 / success_b - 1.0 / total_b)
+    return ratio * math.exp(-spread), ratio * math.exp(spread)
+
+
+def proportion_effectsize(rate_a: float, rate_b: float) -> float:
+    """Cohen's h of two rates (statsmodels' ``proportion_effectsize``)."""
+    return 2.0 * math.asin(math.sqrt(rate_a)) - 2.0 * math.asin(math.sqrt(rate_b))
+
+
+def normal_ind_power(effect: float, users: float, alpha: float = 0.05) -> float:
+    """Power of the two-sided test of two equal groups of ``users`` each (statsmodels' ``NormalIndPower``,
+    ratio 1)."""
+    critical = normal_isf(alpha / 2.0)
+    shift = effect * math.sqrt(users / 2.0)
+    return normal_sf(critical - shift) + 1.0 - normal_sf(-critical - shift)
+
+
+def users_for_power(effect: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The users per group that reach ``power`` for ``effect`` (Cohen's h): ``NormalIndPower().solve_power``
+    for nobs1, solved by bisection to 1e-10; ``inf`` for no effect."""
+    if effect == 0:
+        return math.inf
+    if not 0 < alpha < 1 or not alpha < power < 1:
+        raise ValueError("users_for_power: expected 0 < alpha < power < 1, got alpha=%r, power=%r" % (alpha, power))
+    low, high = 1e-6, 2.0
+    while normal_ind_power(effect, high, alpha) < power:
+        high *= 2.0
+    while high - low > 1e-10 * high:
+        middle = (low + high) / 2.0
+        if normal_ind_power(effect, middle, alpha) < power:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2.0

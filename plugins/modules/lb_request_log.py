@@ -62,6 +62,25 @@ options:
       - Every try counts for its server, so a failure nginx hid by retrying another server is still counted.
     type: dict
     default: {}
+  by_user:
+    description:
+      - Also return RV(users) - per route (the pool, an A/B test's variant) and user id, the requests, errors and
+        conversions (requests that reached O(goal)) - the input M(fleet.rollout.ab_report) expects, one per LB.
+      - The user id is the one the LB roles log - the service's C(user_id) header or cookie.
+    type: bool
+    default: false
+  goal:
+    description: What counts as a conversion with O(by_user) - a request to this path, with this method, answered below 400.
+    type: dict
+    suboptions:
+      method:
+        description: The request method.
+        type: str
+        default: GET
+      path:
+        description: The path (without the query string).
+        type: str
+        required: true
   settle:
     description:
       - Seconds to wait before reading, so that the last requests of the window are written (the journal takes a
@@ -147,6 +166,11 @@ groups:
   type: dict
   sample: {canary: {requests: 120, errors: 0, latencies: [0.004, 0.005]}, baseline: {requests: 1100, errors: 0,
            latencies: [0.004]}}
+users:
+  description: With O(by_user), per route and user id - C(requests), C(errors) and C(conversions); null without.
+  returned: always
+  type: dict
+  sample: {a: {"user-1": {requests: 4, errors: 0, conversions: 1}}, b: {"user-2": {requests: 2, errors: 0, conversions: 0}}}
 log_lines_dropped:
   description:
     - HAProxy's C(DroppedLogs) counter, log lines it could not write since it started (it never blocks on its log).
@@ -165,7 +189,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient
 from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
     group_samples, haproxy_dropped_logs, haproxy_records, nginx_addresses, nginx_records, read_file_lines,
-    read_haproxy_journal, summarize,
+    read_haproxy_journal, summarize, user_samples,
 )
 
 
@@ -182,6 +206,9 @@ def main():
             settle=dict(type="float", default=1.0),
             socket=dict(type="str", default="/run/haproxy/admin.sock"),
             timeout=dict(type="float", default=10.0),
+            by_user=dict(type="bool", default=False),
+            goal=dict(type="dict", options=dict(method=dict(type="str", default="GET"),
+                                                path=dict(type="str", required=True))),
         ),
         supports_check_mode=True,
     )
@@ -213,7 +240,9 @@ def main():
         samples = group_samples(records, groups, p["since"], until)
     except (OSError, ValueError) as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, log_lines_dropped=dropped, groups=samples, **summarize(records, p["since"], until))
+    users = user_samples(records, p["since"], until, p["goal"]) if p["by_user"] else None
+    module.exit_json(changed=False, log_lines_dropped=dropped, groups=samples, users=users,
+                     **summarize(records, p["since"], until))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,13 @@ Requests: ``--request "METHOD PATH [WEIGHT] [BODY]"`` (repeatable; each
 request drawn at random by weight, ``--seed`` fixes the draws; default
 ``GET /``). Simulated users: ``--users N`` gives each request
 one of N user ids (user-1 ... user-N, in turn), sent as the cookie
-``--user-cookie`` or the header ``--user-header``.
+``--user-cookie`` or the header ``--user-header``. ``--cookie-jar``: each
+user keeps the cookies the service sets and sends them back, one request at
+a time, as a browser does (sticky splits). ``--user-lifetime S``: each user
+leaves after S seconds and a new one (new id, no cookies) takes its place,
+the N users staggered, so new users keep arriving. ``--follow-next``: a
+user given ``X-Next: <path>`` requests that path at once (an A/B test's
+offer, followed to the goal); the follow-up is recorded with ``"follow": true``.
 
 A request counts as failed when it gets no HTTP answer (connection refused
 or reset, timeout) or a 5xx status (also a 4xx with --fail-on-4xx).
@@ -105,6 +111,26 @@ def weighted_mix(specs: list[RequestSpec], seed: int):
     weights = [spec.weight for spec in specs]
     while True:
         yield draw.choices(specs, weights)[0]
+
+
+def user_id(index: int, elapsed: float, users: int, lifetime: float | None) -> str:
+    """The simulated user who sends request ``index``, ``elapsed`` seconds into the run.
+
+    Users take requests in turn. With a ``lifetime``, user slot k is held by one user for that many
+    seconds, then by a new one (``user-k.1``, ``user-k.2``...); the slots change hands at staggered times.
+    """
+    slot = index % users + 1
+    if not lifetime:
+        return "user-%d" % slot
+    generation = int((elapsed + lifetime * slot / users) // lifetime)
+    return "user-%d.%d" % (slot, generation)
+
+
+def parse_set_cookie(value: str) -> tuple[str, str]:
+    """(name, value) of a Set-Cookie header (its attributes dropped)."""
+    pair = value.split(";", 1)[0]
+    name, _sep, content = pair.partition("=")
+    return name.strip(), content.strip()
 
 
 def percentile(sorted_values: list[float], pct: float) -> float | None:
@@ -236,6 +262,9 @@ class Probe:
         self.lock = threading.Lock()
         self.seq = itertools.count()
         self.records: list[dict] = []
+        # Per simulated user: the cookies the service set, and a lock so that a user sends one request at a time.
+        self.jars: dict[str, dict[str, str]] = {}
+        self.user_locks: dict[str, threading.Lock] = {}
         self.out = None
         self.t0 = 0.0
 
@@ -253,8 +282,15 @@ class Probe:
                 return None
             spec = next(self.mix)
         target = self.targets[i % len(self.targets)]
-        user = "user-%d" % (i % self.args.users + 1) if self.args.users else None
+        user = user_id(i, due - self.t0, self.args.users, self.args.user_lifetime) if self.args.users else None
         return i, due, target, spec, user
+
+    def _send_with_follow(self, seq: int, target: Target, spec: RequestSpec, user: str | None) -> list[dict]:
+        records = [self._send(seq, target, spec, user)]
+        following = records[0]["next"]
+        if self.args.follow_next and following and following.startswith("/"):
+            records.append(dict(self._send(seq, target, RequestSpec("GET", following, 1, None), user), follow=True))
+        return records
 
     def _send(self, seq: int, target: Target, spec: RequestSpec, user: str | None) -> dict:
         headers = dict(self.headers)
@@ -263,8 +299,11 @@ class Probe:
         if user:
             if self.args.user_header:
                 headers[self.args.user_header] = user
+            cookies = dict(self.jars.get(user, {})) if self.args.cookie_jar else {}
             if self.args.user_cookie:
-                headers["Cookie"] = "%s=%s" % (self.args.user_cookie, user)
+                cookies[self.args.user_cookie] = user
+            if cookies:
+                headers["Cookie"] = "; ".join("%s=%s" % item for item in sorted(cookies.items()))
         body = spec.body.encode() if spec.body is not None else None
         if body is not None:
             headers.setdefault("Content-Type", "application/json")
@@ -281,6 +320,7 @@ class Probe:
             "version": None,
             "host": None,
             "variant": None,
+            "next": None,
         }
         conn_class = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
         conn = conn_class(target.host, target.port, timeout=self.args.timeout)
@@ -293,6 +333,10 @@ class Probe:
             record["version"] = response.getheader("X-App-Version")
             record["host"] = response.getheader("X-App-Host")
             record["variant"] = response.getheader(self.args.variant_header)
+            record["next"] = response.getheader("X-Next")
+            if user and self.args.cookie_jar:
+                jar = self.jars.setdefault(user, {})
+                jar.update(parse_set_cookie(value) for value in response.msg.get_all("Set-Cookie") or [])
         except socket.timeout:
             record["error"] = "timeout"
         except ConnectionRefusedError:
@@ -317,11 +361,18 @@ class Probe:
             delay = due - time.time()
             if delay > 0 and self.stop.wait(delay):
                 return
-            record = self._send(seq, target, spec, user)
+            if user and self.args.cookie_jar:
+                with self.lock:
+                    user_lock = self.user_locks.setdefault(user, threading.Lock())
+                with user_lock:
+                    records = self._send_with_follow(seq, target, spec, user)
+            else:
+                records = self._send_with_follow(seq, target, spec, user)
             with self.lock:
-                self.records.append(record)
-                if self.out:
-                    self.out.write(json.dumps(record, sort_keys=True) + "\n")
+                for record in records:
+                    self.records.append(record)
+                    if self.out:
+                        self.out.write(json.dumps(record, sort_keys=True) + "\n")
 
     def _watch_stop_file(self) -> None:
         while not self.stop.wait(0.2):
@@ -377,6 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--users", type=int, default=0, help="number of simulated users (0: none)")
     run.add_argument("--user-cookie", help="cookie that carries the user id")
     run.add_argument("--user-header", help="header that carries the user id")
+    run.add_argument("--cookie-jar", action="store_true",
+                     help="each user keeps the cookies the service sets, and sends one request at a time")
+    run.add_argument("--user-lifetime", type=float, help="seconds before a user is replaced by a new one")
+    run.add_argument("--follow-next", action="store_true", help="request the path an X-Next header gives, at once")
     run.add_argument("--variant-header", default="X-Variant", help="response header recorded as the variant")
     run.add_argument("--fail-on-4xx", action="store_true", help="count 4xx answers as failed")
     run.add_argument("--out", help="JSON lines file, one line per request")
@@ -406,8 +461,12 @@ def validate_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error("--concurrency must be between 1 and 1024")
     if args.users < 0:
         parser.error("--users must not be negative")
-    if args.users and not (args.user_cookie or args.user_header):
-        parser.error("--users needs --user-cookie or --user-header to carry the id")
+    if args.users and not (args.user_cookie or args.user_header or args.cookie_jar):
+        parser.error("--users needs --user-cookie, --user-header or --cookie-jar to tell users apart")
+    if (args.cookie_jar or args.user_lifetime is not None) and not args.users:
+        parser.error("--cookie-jar and --user-lifetime need --users")
+    if args.user_lifetime is not None and not args.user_lifetime > 0:
+        parser.error("--user-lifetime must be above 0 seconds")
     try:
         for url in args.url:
             parse_target(url)

@@ -23,6 +23,8 @@ next to this file):
   SAMPLE_APP_SLOW_START_S  seconds to wait before listening (a slow boot)
   SAMPLE_APP_DATA_DIR      where orders.jsonl is written (/var/lib/sample-app)
   SAMPLE_APP_ACCESS_LOG    "1": one log line per request on stderr
+  SAMPLE_APP_OFFER_RATE    share of users (by a hash of X-User-Id) whose GET / shows
+                           the offer: X-Next: /checkout, which a simulated user follows (0.0)
 
 SIGTERM stops accepting connections and lets requests in flight finish, as a
 well-behaved service under a rolling update does.
@@ -30,6 +32,7 @@ well-behaved service under a rolling update does.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -82,11 +85,22 @@ def load_settings(env: dict | None = None, release: dict | None = None) -> dict:
         "slow_start_s": _knob(env, "slow_start_s", defaults, 0.0, float),
         "data_dir": _knob(env, "data_dir", defaults, "/var/lib/sample-app", str),
         "access_log": _knob(env, "access_log", defaults, "0", str) in ("1", "true", "yes"),
+        "offer_rate": _knob(env, "offer_rate", defaults, 0.0, float),
         "host": socket.gethostname(),
     }
-    if not 0.0 <= settings["error_rate"] <= 1.0:
-        raise SystemExit("sample_app: SAMPLE_APP_ERROR_RATE must be between 0 and 1")
+    for name in ("error_rate", "offer_rate"):
+        if not 0.0 <= settings[name] <= 1.0:
+            raise SystemExit("sample_app: SAMPLE_APP_%s must be between 0 and 1" % name.upper())
     return settings
+
+
+def shows_offer(user: str | None, rate: float) -> bool:
+    """Whether this user sees the offer: the same answer for a user every time and on every host (a hash
+    of the id, not a draw), so a variant's conversion rate is its rate over the users it got."""
+    if not user or rate <= 0:
+        return False
+    digest = hashlib.sha256(b"offer:" + user.encode("utf-8", "replace")).digest()
+    return int.from_bytes(digest[:8], "big") / float(1 << 64) < rate
 
 
 class Counters:
@@ -227,10 +241,13 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500, dict(self._base_body(), error="injected failure"))
             return
         body = self._base_body()
+        extra = {}
         if url.path == "/checkout":
             self.counters.add("checkouts")
             body["converted"] = True
-        self._send(200, body)
+        elif url.path == "/" and shows_offer(self.headers.get("X-User-Id"), self.settings["offer_rate"]):
+            extra["X-Next"] = "/checkout"
+        self._send(200, body, extra)
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)

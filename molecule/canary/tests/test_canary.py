@@ -50,8 +50,12 @@ def bad(request):
     service = BAD_CASES[request.param]
     reset_app("1.0.0")
     environment = dict(BAD[request.param], SAMPLE_APP_PORT="8080", SAMPLE_APP_DATA_DIR="data")
+    # 20 % errors: 20 canary requests all answered well happen 1 time in 90 (0.8^20), and would pass the step.
+    # With 40 the first look (about 24 requests at 5 %) fails the canary as soon as its errors prove the ceiling
+    # broken, and otherwise waits for a second look that 0.8^40 (1 in 7,500) lets through.
+    samples = {"canary_min_samples": 40} if request.param == "errors" else {}
     run = run_under_traffic(service, "canary", dict(FAST, rollout_version="2.0.1-bad",
-                                                    release_environment=environment))
+                                                    release_environment=environment, **samples))
     return request.param, service, run
 
 

@@ -48,9 +48,11 @@ def test_rollout_service_lookup():
 def test_service_members_name_each_server_on_each_lb():
     assert service_members(SHOP, ["app1", "app2", "app9"], GROUPS, HOSTVARS) == [
         {"name": "app1", "host": "app1", "address": "10.0.0.1", "port": 8080, "pool": "blue",
-         "haproxy_server": "be_shop_blue/app1", "nginx_upstream": "fleet_shop_blue"},
+         "haproxy_server": "be_shop_blue/app1", "haproxy_canary_server": "be_shop_blue_canary/app1",
+         "nginx_upstream": "fleet_shop_blue"},
         {"name": "app2", "host": "app2", "address": "app2", "port": 8081, "pool": "green",
-         "haproxy_server": "be_shop_green/app2", "nginx_upstream": "fleet_shop_green"},
+         "haproxy_server": "be_shop_green/app2", "haproxy_canary_server": "be_shop_green_canary/app2",
+         "nginx_upstream": "fleet_shop_green"},
     ]
 
 
@@ -69,3 +71,22 @@ def test_covered_pools_are_those_with_every_server_among_the_hosts():
     assert covered_pools(SHOP, ["app1", "app2"], GROUPS) == ["blue", "green"]
     assert covered_pools(SHOP, ["app1"], GROUPS) == ["blue"]
     assert covered_pools(WEB, ["app1", "app2"], GROUPS) == []
+
+
+def test_nginx_routing_sticky_split_refuses_what_it_cannot_route():
+    split = nginx_routing(WEB, GROUPS, HOSTVARS, "main", sticky={"canary": ["app3"], "share": 12.5, "token": "2.0.0-1"})
+    canary = [u for u in split["upstreams"] if u["name"] == "fleet_web_main_canary"][0]["servers"]
+    # The canary upstream falls back on the stable hosts; the stable side has the canary down.
+    assert [bool(server.get("backup")) for server in canary] == [True, True, False]
+    assert [bool(server.get("down")) for server in split["upstreams"][0]["servers"]] == [False, False, True]
+    assert split["split_clients"][0]["buckets"] == [{"percent": "12.5", "value": "canary"}, {"value": "stable"}]
+    for sticky, active, message in (
+            ({"canary": ["app9"], "share": 10, "token": "t"}, "main", "none of the sticky canary hosts"),
+            ({"canary": ["app3"], "share": 101, "token": "t"}, "main", "percentage 0-100"),
+            ({"canary": ["app3"], "share": 10, "token": "t"}, "maintenance", "needs a pool to split")):
+        try:
+            nginx_routing(WEB, GROUPS, HOSTVARS, active, sticky=sticky)
+        except Exception as exc:  # pylint: disable=broad-except
+            assert message in str(exc), exc
+        else:
+            raise AssertionError("accepted %r" % (sticky,))

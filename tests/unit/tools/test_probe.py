@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import itertools
 import json
 import socket
@@ -133,7 +134,10 @@ def test_summarize_command_reads_records(probe, tmp_path, capsys):
     (["--url", "ftp://x", "--count", "1"], "expected http"),
     (["--url", "http://x", "--count", "0"], "--count must be"),
     (["--url", "http://x", "--duration", "99999"], "--duration must be"),
-    (["--url", "http://x", "--count", "1", "--users", "3"], "--user-cookie or --user-header"),
+    (["--url", "http://x", "--count", "1", "--users", "3"], "--user-cookie, --user-header or --cookie-jar"),
+    (["--url", "http://x", "--count", "1", "--cookie-jar"], "need --users"),
+    (["--url", "http://x", "--count", "1", "--users", "3", "--cookie-jar", "--user-lifetime", "0"],
+     "--user-lifetime must be above 0"),
     (["--url", "http://x", "--count", "1", "--request", "GET nopath"], "path must start"),
     (["--url", "http://x", "--count", "1", "--header", "novalue"], "Name: value"),
 ])
@@ -166,3 +170,76 @@ def test_rare_requests_reach_every_lb_and_every_round_robin_server(probe):
         if spec.path == "/slow":
             reached.add((lb, server))
     assert len(reached) == 8, sorted(reached)
+
+
+class SideServer(http.server.ThreadingHTTPServer):
+    """Draws a side for a request without the cookie ``side`` and sets it; answers with the side as the
+    version, as a sticky LB does."""
+    daemon_threads = True
+
+    def __init__(self):
+        self.draws = itertools.count()
+        self.cookies_seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(handler):  # noqa: N805  pylint: disable=no-self-argument
+                cookie = handler.headers.get("Cookie") or ""
+                self.cookies_seen.append(cookie)
+                sides = dict(part.strip().partition("=")[::2] for part in cookie.split(";") if "=" in part)
+                side = sides.get("side")
+                handler.send_response(200)
+                if side is None:
+                    side = "canary" if next(self.draws) % 4 == 0 else "stable"
+                    handler.send_header("Set-Cookie", "side=%s; Path=/; HttpOnly" % side)
+                handler.send_header("X-App-Version", side)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+
+            def log_message(handler, *args):  # noqa: N805  pylint: disable=no-self-argument
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def test_cookie_jar_users_keep_what_the_service_set_and_new_users_arrive(probe, tmp_path):
+    server = SideServer()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d" % server.server_address[1]
+        code, records, summary = run_probe(probe, tmp_path, "--url", url, "--rate", "100", "--duration", "3",
+                                           "--users", "10", "--cookie-jar", "--user-lifetime", "1",
+                                           "--user-cookie", "uid")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 0 and summary["failed"] == 0
+    by_user: dict[str, set] = {}
+    for record in records:
+        by_user.setdefault(record["user"], set()).add(record["version"])
+    # Each user kept the side drawn at its first request; users came and went (10 slots, ~3 generations).
+    assert all(len(versions) == 1 for versions in by_user.values()), by_user
+    assert 25 <= len(by_user) <= 45
+    assert all(cookie.startswith("uid=user-") or "; uid=user-" in cookie for cookie in server.cookies_seen)
+    assert sum("side=" in cookie for cookie in server.cookies_seen) == len(records) - len(by_user)
+
+
+def test_user_ids_change_hands_at_staggered_times(probe):
+    assert [probe.user_id(i, 0.0, 3, None) for i in range(4)] == ["user-1", "user-2", "user-3", "user-1"]
+    # Slot 1 of 4 with a 10 s lifetime changes hands at 7.5 s, 17.5 s...; slot 4 at 0 s, 10 s...
+    slot_one = [probe.user_id(0, t, 4, 10.0) for t in (0.0, 7.4, 7.6, 17.6)]
+    assert slot_one == ["user-1.0", "user-1.0", "user-1.1", "user-1.2"]
+    assert [probe.user_id(3, t, 4, 10.0) for t in (0.0, 9.9, 10.0)] == ["user-4.1", "user-4.1", "user-4.2"]
+    assert probe.parse_set_cookie("fleet_web=2.0.0-1.canary; Path=/; HttpOnly") == ("fleet_web", "2.0.0-1.canary")
+
+
+def test_follow_next_takes_users_to_the_offer_the_app_shows_them(probe, sample_app, run_app, tmp_path):
+    url = run_app(offer_rate=0.3)[1]
+    code, records, summary = run_probe(probe, tmp_path, "--url", url, "--rate", "200", "--count", "200", "--users", "50",
+                                       "--user-header", "X-User-Id", "--follow-next")
+    assert code == 0 and summary["failed"] == 0
+    followed = {r["user"] for r in records if r.get("follow")}
+    assert all(r["path"] == "/checkout" and r["status"] == 200 for r in records if r.get("follow"))
+    # The app shows the offer to the same users every time: a hash of the id, about 30 % of them.
+    assert followed == {"user-%d" % n for n in range(1, 51) if sample_app.shows_offer("user-%d" % n, 0.3)}
+    assert 5 <= len(followed) <= 25
+    assert len(records) == 200 + sum(1 for r in records if r.get("follow"))

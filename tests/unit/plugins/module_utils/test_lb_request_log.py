@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient
 from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
     group_samples, haproxy_dropped_logs, haproxy_records, nginx_addresses, nginx_attempts, nginx_records, summarize,
+    user_samples,
 )
 
 
@@ -123,3 +124,26 @@ def test_nginx_addresses_resolve_names_as_nginx_does():
     assert addresses["127.0.0.1:81"] == ["127.0.0.1:81"]
     assert addresses["no-such-host.invalid:80"] == ["no-such-host.invalid:80"]
     assert addresses["bare"] == ["bare"]
+
+
+def test_user_samples_count_requests_errors_and_conversions_per_variant_and_user():
+    def line(ts, backend, status, user, method="GET", uri="/"):
+        entry = json.loads(haproxy_line(ts, backend, "app1", status, 3))
+        entry.update(user=user, method=method, uri=uri)
+        return json.dumps(entry)
+
+    haproxy = haproxy_records([
+        line(100, "be_shop_a", 200, "u1"), line(101, "be_shop_a", 200, "u1", uri="/checkout?x=1"),
+        line(101, "be_shop_a", 500, "u1", uri="/checkout"), line(102, "be_shop_b", 200, "u2", "POST", "/checkout"),
+        line(102, "be_shop_b", 200, "-"), line(103, "be_shop_maintenance", 503, "u3"),
+        line(200, "be_shop_b", 200, "u9", uri="/checkout"),                      # after the window
+    ], "shop")
+    goal = {"method": "GET", "path": "/checkout"}
+    assert user_samples(haproxy, 100, 110, goal) == {
+        "a": {"u1": {"requests": 3, "errors": 1, "conversions": 1}},
+        "b": {"u2": {"requests": 1, "errors": 0, "conversions": 0}, "": {"requests": 1, "errors": 0, "conversions": 0}},
+    }
+    entry = json.loads(nginx_line(100, "fleet_shop_b", "10.0.0.3:8080", 200, 0.01))
+    entry.update(user="u7", uri="/checkout")
+    assert user_samples(nginx_records([json.dumps(entry)], "shop"), 99, 101, goal) == {
+        "b": {"u7": {"requests": 1, "errors": 0, "conversions": 1}}}

@@ -1,0 +1,126 @@
+"""The A/B report: its statistics against statsmodels and SciPy on many generated tables (equal to 1e-6),
+and its decisions.
+
+statsmodels and SciPy are test-only dependencies (tests/unit/requirements.txt); the collection never needs them.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from scipy import stats as scipy_stats
+from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.proportion import (confint_proportions_2indep, proportion_effectsize, proportions_chisquare,
+                                          proportions_ztest)
+
+from ansible_collections.fleet.rollout.plugins.module_utils import _ab_report as ab
+from ansible_collections.fleet.rollout.plugins.module_utils import _statistics as st
+
+TOLERANCE = 1e-6
+
+
+def close(ours, theirs):
+    return ours == pytest.approx(float(theirs), rel=TOLERANCE, abs=TOLERANCE)
+
+
+def tables(count: int, seed: int):
+    """(conversions, users) of 2 to 5 variants, small and large, rates from near 0 to near 1."""
+    rng = random.Random(seed)
+    for _index in range(count):
+        users = [rng.choice([rng.randint(10, 100), rng.randint(100, 5000), rng.randint(5000, 200000)])
+                 for _variant in range(rng.randint(2, 5))]
+        rate = rng.choice([0.01, 0.1, 0.3, 0.7, 0.97])
+        yield [min(n - 1, max(1, int(n * min(0.99, rate * rng.uniform(0.7, 1.4))))) for n in users], users
+
+
+def test_chi2_survival_matches_scipy():
+    rng = random.Random(7)
+    for _index in range(500):
+        df, x = rng.randint(1, 30), rng.choice([rng.uniform(0, 5), rng.uniform(0, 80), rng.uniform(80, 400)])
+        assert close(st.chi2_sf(x, df), scipy_stats.chi2.sf(x, df)), (x, df)
+    assert st.chi2_sf(0, 3) == 1.0
+
+
+def test_tests_and_intervals_match_statsmodels():
+    checked = 0
+    for conversions, users in tables(300, 11):
+        stat, p_value, _table = proportions_chisquare(conversions, users)
+        ours = st.chi_square_homogeneity(conversions, users)
+        assert close(ours[0], stat) and close(ours[1], p_value) and ours[2] == len(users) - 1
+        (a, b), (n_a, n_b) = conversions[:2], users[:2]
+        z, p_value = proportions_ztest([a, b], [n_a, n_b])
+        assert all(map(close, st.two_proportion_z(a, n_a, b, n_b, "two-sided"), (z, p_value)))
+        for confidence in (0.9, 0.95, 0.99):
+            low, high = confint_proportions_2indep(a, n_a, b, n_b, method="wald", compare="diff", alpha=1 - confidence)
+            assert all(map(close, st.diff_confint(a, n_a, b, n_b, confidence), (low, high)))
+            low, high = confint_proportions_2indep(a, n_a, b, n_b, method="log", compare="ratio", alpha=1 - confidence)
+            assert all(map(close, st.ratio_confint(a, n_a, b, n_b, confidence), (low, high)))
+        checked += 1
+    assert checked == 300
+
+
+def test_users_needed_match_statsmodels_power_solver():
+    rng = random.Random(5)
+    for _index in range(200):
+        base = rng.uniform(0.005, 0.8)
+        target = min(0.995, base + rng.uniform(0.002, 0.2))
+        alpha, power = rng.choice([0.01, 0.05, 0.1]), rng.choice([0.8, 0.9])
+        effect = proportion_effectsize(target, base)
+        assert close(st.proportion_effectsize(target, base), effect)
+        theirs = NormalIndPower().solve_power(effect_size=effect, alpha=alpha, power=power, ratio=1.0)
+        assert st.users_for_power(effect, alpha, power) == pytest.approx(theirs, rel=TOLERANCE)
+
+
+def users(rates: dict, count: int, seed: int = 1) -> dict:
+    rng = random.Random(seed)
+    return {variant: {"%s-%d" % (variant, index): {"requests": 3, "errors": 0, "conversions": int(rng.random() < rate)}
+                      for index in range(count)} for variant, rate in rates.items()}
+
+
+def report(sample, **kwargs):
+    merged, several = ab.merge_samples(sample if isinstance(sample, list) else [sample])
+    return ab.build_report(ab.variant_counts(merged), kwargs.pop("control", "a"), **kwargs), several
+
+
+def test_a_clearly_better_variant_wins_and_equal_ones_do_not():
+    won, _several = report(users({"a": 0.10, "b": 0.18}, 1000), min_effect=5)
+    assert won["decision"] == "winner" and won["winner"] == "b", won["table"]
+    assert won["users_needed_per_variant"] < 1000 and won["test"] == "two-proportion z"
+    equal, _several = report(users({"a": 0.10, "b": 0.10}, 1000), min_effect=5)
+    assert equal["decision"] == "no_significant_difference" and equal["winner"] is None, equal["table"]
+    early, _several = report(users({"a": 0.10, "b": 0.18}, 200), min_effect=5)
+    assert early["decision"] == "keep_collecting", early["table"]
+    control, _several = report(users({"a": 0.20, "b": 0.10, "c": 0.11}, 1500), min_effect=5)
+    assert control["decision"] == "winner" and control["winner"] == "a" and control["test"] == "chi-square"
+
+
+def test_counts_merge_over_lbs_and_users_in_two_variants_are_found():
+    lb1 = {"a": {"u1": {"requests": 2, "errors": 1, "conversions": 0}, "-": {"requests": 5}},
+           "b": {"u2": {"requests": 1, "conversions": 1}}}
+    lb2 = {"a": {"u1": {"requests": 1, "conversions": 1}}, "b": {"u2": {"requests": 1}, "u1": {"requests": 1}}}
+    merged, several = ab.merge_samples([lb1, lb2])
+    assert ab.variant_counts(merged) == {"a": {"users": 1, "requests": 8, "errors": 1, "conversions": 1},
+                                         "b": {"users": 2, "requests": 3, "errors": 0, "conversions": 1}}
+    assert several == ["u1"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"control": "z"}, "control: 'z' is not one of the variants seen (a, b)"),
+    ({"confidence": 1.0}, "confidence: expected"),
+    ({"power": 0}, "power: expected"),
+    ({"min_effect": 0}, "min_effect: expected"),
+])
+def test_bad_input_is_a_clear_error(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        report(users({"a": 0.1, "b": 0.1}, 10), **kwargs)
+    with pytest.raises(ValueError, match=r"samples\[0\].a.u1.requests: expected a count"):
+        ab.merge_samples([{"a": {"u1": {"requests": -1}}}])
+
+
+def test_the_table_reads_as_a_report():
+    text = report(users({"a": 0.10, "b": 0.18}, 1000), min_effect=5)[0]["table"].splitlines()
+    assert text[0].split() == ["variant", "users", "requests", "errors", "%", "conversions", "rate", "%", "lift", "pts",
+                               "CI", "pts", "rel.", "lift", "%", "p"]
+    assert text[1].startswith("a (control)") and text[2].startswith("b ")
+    assert text[-1].startswith("decision: winner b - b converts")
