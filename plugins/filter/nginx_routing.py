@@ -31,6 +31,16 @@ def new_cookie_variable(service: str) -> str:
     return "$fleet_%s_new_cookie" % service.replace("-", "_")
 
 
+def unknown_variant_variable(service: str) -> str:
+    """Set by the routing file, while an A/B test runs, to the test's variants when the request's variant
+    header names none of them, else empty; the server block answers such a request 400."""
+    return "$fleet_%s_ab_unknown" % service.replace("-", "_")
+
+
+def variant_header_variable(service: dict) -> str:
+    return "$http_" + service.get("variant_header", "X-Variant").lower().replace("-", "_")
+
+
 def user_variable(service: dict) -> str:
     """The nginx variable of the service's user id: ``user_id`` is {header: name} (X-User-Id by default)
     or {cookie: name}."""
@@ -124,7 +134,7 @@ def nginx_routing(service: dict, groups, hostvars, active: str, preview_header: 
         routes = {"canary": upstream_name(name, active + "_canary")}
     elif ab:
         side_maps, splits, sides = _ab_blocks(name, pools, ab, cookie, user_variable(service),
-                                              service.get("variant_header", "X-Variant"))
+                                              variant_header_variable(service))
         routes = dict((variant, upstream_name(name, variant)) for variant in sides)
     else:
         return {
@@ -133,6 +143,7 @@ def nginx_routing(service: dict, groups, hostvars, active: str, preview_header: 
                 {"source": header_variable + preview_guard, "variable": pool_variable(name), "default": default,
                  "entries": [{"key": "11", "value": preview}]},
                 {"source": cookie, "variable": new_cookie_variable(name), "default": ""},
+                {"source": variant_header_variable(service), "variable": unknown_variant_variable(name), "default": ""},
             ],
             "split_clients": [],
         }
@@ -142,6 +153,9 @@ def nginx_routing(service: dict, groups, hostvars, active: str, preview_header: 
         "source": header_variable + preview_guard + ":" + side, "variable": pool_variable(name), "default": default,
         "entries": [{"key": "~^11:(%s)$" % "|".join(sides), "value": preview}]
         + [{"key": "~:%s$" % route, "value": upstream} for route, upstream in sorted(routes.items())]}
+    if not ab:
+        side_maps.append({"source": variant_header_variable(service), "variable": unknown_variant_variable(name),
+                          "default": ""})
     return {"upstreams": upstreams, "maps": [pool_map] + side_maps, "split_clients": splits}
 
 
@@ -184,15 +198,19 @@ def _ab_blocks(name: str, pools: list, ab: dict, cookie: str, user_variable: str
     maps = [
         {"source": user_variable, "variable": key, "default": user_variable,
          "entries": [{"key": "", "value": "$request_id"}]},
-        {"source": "$http_" + variant_header.lower().replace("-", "_"), "variable": asked, "default": "",
+        {"source": variant_header, "variable": asked, "default": "",
          "entries": [{"key": variant, "value": variant} for variant in variants]},
+        # A header naming no variant is a mistake (QA's): answered 400 with the test's variants.
+        {"source": variant_header, "variable": unknown_variant_variable(name), "default": ",".join(variants),
+         "entries": [{"key": "", "value": ""}] + [{"key": variant, "value": ""} for variant in variants]},
         {"source": cookie, "variable": kept, "default": "",
          "entries": [{"key": token + "." + variant, "value": variant} for variant in variants]},
         # Asked first, then kept, then hashed: the first non-empty of the three.
         {"source": "%s:%s:%s" % (asked, kept, hashed), "variable": "$fleet_%s_side" % variable, "default": "",
          "entries": [{"key": "~^([^:]+):", "value": "$1"}, {"key": "~^:([^:]+):", "value": "$1"},
                      {"key": "~^::(.+)$", "value": "$1"}]},
-        {"source": asked + kept, "variable": new_cookie_variable(name), "default": "",
+        # A user asking for a variant, kept by the cookie, or refused (unknown variant) is given no cookie.
+        {"source": asked + kept + unknown_variant_variable(name), "variable": new_cookie_variable(name), "default": "",
          "entries": [{"key": "", "value": token + "." + hashed}]},
     ]
     buckets = [{"percent": _share(entry["percent"]), "value": entry["variant"]} for entry in split[:-1]]

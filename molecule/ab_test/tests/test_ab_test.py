@@ -37,7 +37,10 @@ def run(service: Service, name: str, extra: dict):
 
 
 def reload_lbs(lb: str):
-    return [docker("exec", host, "systemctl", "reload", lb).returncode for host in LBS]
+    """Both LBs reloaded, then their role run again (as a user re-applies the LB configuration)."""
+    reloaded = [docker("exec", host, "systemctl", "reload", lb).returncode for host in LBS]
+    reapplied = playbook("molecule/ab_test/lb.yml")
+    return reloaded + [reapplied.returncode]
 
 
 def state(host_for, service: Service) -> dict:
@@ -78,6 +81,7 @@ def test_bad_input_is_refused_before_anything_changes(ab):
 def test_users_are_split_at_the_target_and_each_sees_one_variant(ab):
     _lb, _service, _refused, _state, traffic, _judged = ab
     assert traffic.failed == [], traffic.failed[:5]
+    assert traffic.during == [0, 0, 0]
     seen: dict[str, set] = {}
     for record in traffic.records:
         seen.setdefault(record["user"], set()).add(variant_of(record))
@@ -127,10 +131,17 @@ def test_the_override_header_picks_the_variant_without_a_cookie(ab, host_for):
                              % (variant, lb, service.port))
             headers = out.stdout.lower()
             assert "x-app-version: %s" % version in headers and "set-cookie" not in headers, out.stdout
+        # A variant the test does not have: a clear error, no cookie.
+        out = client.run("curl -sS -D - -H 'X-Variant: c' -H 'X-User-Id: qa-1' http://%s:%d/" % (lb, service.port))
+        assert out.stdout.startswith("HTTP/1.1 400") and "set-cookie" not in out.stdout.lower(), out.stdout
+        assert "X-Variant: not a variant of" in out.stdout and "(its variants: a,b)" in out.stdout, out.stdout
 
 
 def test_promote_sends_everyone_to_the_winner_or_refuses_without_one(ab, host_for):
     lb, service, _refused, _state, _traffic, _judged = ab
+    # Another strategy's LB steps would drop the test's routing: refused while the test runs.
+    ramped = run(service, "ramped", {"rollout_version": "2.0.0"})
+    assert ramped.returncode != 0 and "A/B test exp1 runs on service %s (variants a, b)" % service.name in ramped.stdout
     if lb == "nginx":
         refused = run(service, "promote", {"ab_test_min_effect": 5})
         assert refused.returncode != 0 and "has no winner yet (no_significant_difference" in refused.stdout

@@ -160,6 +160,16 @@ def get(port: int, cookie: str | None = None, headers: dict | None = None) -> tu
         conn.close()
 
 
+def get_body(port: int, headers: dict) -> tuple[int, str, str | None]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/", headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read().decode(), response.getheader("Set-Cookie")
+    finally:
+        conn.close()
+
+
 def draw_users(port: int, count: int) -> list[tuple[str, str]]:
     """``count`` new users' first answers: (version, the cookie they were given)."""
     drawn = []
@@ -186,6 +196,8 @@ def check_split(port: int, share: float, apply_share) -> None:
     assert abs(100.0 * sum(version == "2.0.0" for version, _c in later) / USERS - 80) <= 8
     # A side drawn in another split is drawn again.
     assert get(port, "fleet_web=1.9.0-1.canary")[2] is not None
+    # Without an A/B test the variant header means nothing.
+    assert get(port, "fleet_web=1.9.0-1.canary", headers={"X-Variant": "zz"})[0] == 200
 
 
 def test_haproxy_sticky_split(haproxy, fleet):
@@ -242,6 +254,10 @@ def check_ab(port: int, apply_split) -> None:
     assert abs(share_b - 30) <= 3, share_b
     # The override header wins over the cookie and sets none; a bogus cookie is assigned again.
     assert get(port, "fleet_web=t1.a", headers={"X-Variant": "B"})[1:] == ("2.0.0", None)
+    # A header naming no variant is QA's mistake: a clear 400, no cookie, no routing.
+    for bogus in ("c", "a,b"):
+        status, body, set_cookie = get_body(port, {"X-Variant": bogus, "X-User-Id": "user-1"})
+        assert (status, set_cookie) == (400, None) and "X-Variant: not a variant of" in body and "a,b)" in body, body
     assert get(port, "fleet_web=active", headers={"X-User-Id": "user-1"})[2].startswith("fleet_web=t1.")
     apply_split(50)
     moved = {"a->b": 0, "b->a": 0}
@@ -254,7 +270,7 @@ def check_ab(port: int, apply_split) -> None:
 
 
 def test_haproxy_ab_split(haproxy, fleet):
-    variants = {"ab": "t1", "variant.a": "a", "variant.b": "b", "cookie.t1.a": "a", "cookie.t1.b": "b"}
+    variants = {"ab": "t1", "variants": "a,b", "variant.a": "a", "variant.b": "b", "cookie.t1.a": "a", "cookie.t1.b": "b"}
     haproxy.set_map("web.map", dict(variants, active="be_web_a", preview="be_web_b"))
 
     def split(percent_a: int) -> None:
