@@ -22,7 +22,8 @@ def _percent(value) -> Decimal | None:
         percent = Decimal(str(value))
     except InvalidOperation:
         return None
-    if not percent.is_finite() or percent < 0 or percent > 100 or percent != percent.quantize(Decimal("0.01")):
+    # 0 is refused: a variant without users has no place in the split (nginx's split_clients cannot hold it).
+    if not percent.is_finite() or percent <= 0 or percent > 100 or percent != percent.quantize(Decimal("0.01")):
         return None
     return percent
 
@@ -43,7 +44,7 @@ def ab_problems(split, service: dict, groups, play_hosts, versions=None, control
             problems.append("ab_test_split: a variant cannot be called %r" % variant)
         percent = _percent(value)
         if percent is None:
-            problems.append("ab_test_split.%s: expected a percent 0-100 in steps of 0.01, got %r" % (variant, value))
+            problems.append("ab_test_split.%s: expected a percent above 0, at most 100, in steps of 0.01, got %r" % (variant, value))
         else:
             total += percent
     if not problems and total != 100:
