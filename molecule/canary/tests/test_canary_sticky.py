@@ -1,10 +1,14 @@
-"""A sticky canary (canary_sticky=true) under live traffic, behind HAProxy and behind nginx.
+"""A sticky canary (canary_sticky=true) at the manual gate (canary_promote=false), under live traffic,
+behind HAProxy and behind nginx.
 
 The probe plays users with cookie jars through both LBs (60 requests/s, 60 users at a time, each
 replaced by a new one after 6 s): the LBs draw each new user a side and set its cookie, and from the
 first step to the end of the canary every user sees one version only - across both LBs, across the
-steps' share changes (live on HAProxy, a reload on nginx). The canary then waits at its gate and is
-taken back (HAProxy) or promoted (nginx): the split ends, with no failed request.
+steps' share changes (live on HAProxy, a reload on nginx). The canary then waits at its gate - a version
+passed to fleet.rollout.promote or fleet.rollout.abort is refused and changes nothing - and is taken back
+(HAProxy, fleet.rollout.abort) or promoted (nginx, fleet.rollout.promote), both reading the waiting
+canary from the history: the split ends, with no failed request, and then there is nothing left to
+promote or abort.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import math
 import pytest
 
 from labtest import haproxy_cli, lab_hosts, load_json
-from rollout_run import LAB_SERVICES, reset_app, run_under_traffic
+from rollout_run import LAB_SERVICES, playbook, reset_app, run_under_traffic
 
+APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
+CANARY = APPS[0]
+VARS_FILE = "@molecule/resources/strategy.vars.yml"
 STEPS = [20, 50]
 STICKY = {"canary_sticky": True, "canary_steps": STEPS, "canary_interval": 8, "canary_min_samples": 20,
           "canary_promote": False, "ramped_batches": 3}
@@ -42,6 +49,16 @@ def split_left(host_for, service) -> list[str]:
     return left
 
 
+def live_versions(host_for) -> dict[str, str]:
+    return {app: load_json(host_for(app), "/opt/sample-app/release-state.json")["slots"]["main"]["version"]
+            for app in APPS}
+
+
+def gate(service, name: str, **extra):
+    """fleet.rollout.promote or fleet.rollout.abort, as a user runs it at the gate."""
+    return playbook("fleet.rollout.%s" % name, dict(service.extra_vars, **extra), "-e", VARS_FILE)
+
+
 @pytest.fixture(scope="module", params=sorted(ENDS))
 def sticky(request, host_for):
     service = LAB_SERVICES[request.param]
@@ -50,12 +67,17 @@ def sticky(request, host_for):
                                probe_args=USERS)
     event = history(host_for, service)[-1]
     during = split_left(host_for, service)
+    waiting = {"versions": live_versions(host_for), "history": len(history(host_for, service)),
+               # Versions passed to the gate are refused: an extra variable would override the history.
+               "refused": {"promote": gate(service, "promote", rollout_version="9.9.9"),
+                           "abort": gate(service, "abort", rollout_version="2.0.0")}}
+    waiting["after_refused"] = live_versions(host_for), split_left(host_for, service)
     end = run_under_traffic(service, ENDS[request.param][0], {}, slow_share=0, probe_args=USERS)
-    return request.param, canary, event, during, end, split_left(host_for, service)
+    return request.param, canary, event, during, end, split_left(host_for, service), waiting
 
 
 def test_the_sticky_canary_passes_its_steps_without_a_failed_request(sticky):
-    _lb, canary, event, during, _end, _left = sticky
+    _lb, canary, event, during, _end, _left, _waiting = sticky
     assert canary.rc == 0, canary.output[-3000:]
     assert canary.failed == [], canary.failed[:5]
     assert event["outcome"] == "awaiting_promotion" and event["sticky"] is True, event
@@ -64,7 +86,7 @@ def test_the_sticky_canary_passes_its_steps_without_a_failed_request(sticky):
 
 
 def test_every_user_sees_one_version_for_the_whole_canary(sticky):
-    _lb, canary, event, _during, _end, _left = sticky
+    _lb, canary, event, _during, _end, _left, _waiting = sticky
     split_from = event["steps"][0]["started"]
     seen: dict[str, set] = {}
     for record in canary.records:
@@ -79,7 +101,7 @@ def test_every_user_sees_one_version_for_the_whole_canary(sticky):
 def test_new_users_draw_the_canary_at_each_steps_share(sticky):
     """Users whose first request fell in a step drew the canary at about that step's share (binomial,
     3.5 standard deviations and 2 points: it fails when the share is wrong, not by chance)."""
-    _lb, canary, event, _during, _end, _left = sticky
+    _lb, canary, event, _during, _end, _left, _waiting = sticky
     starts = [step["started"] for step in event["steps"]] + [canary.ended]
     first: dict[str, dict] = {}
     for record in sorted(canary.records, key=lambda r: r["t"]):
@@ -93,9 +115,50 @@ def test_new_users_draw_the_canary_at_each_steps_share(sticky):
 
 
 def test_the_gate_ends_the_split_without_a_failed_request(sticky):
-    lb, _canary, _event, _during, end, left = sticky
+    lb, _canary, _event, _during, end, left, _waiting = sticky
     assert end.rc == 0, end.output[-3000:]
     assert end.failed == [], end.failed[:5]
     assert left == []
     tail = [r["version"] for r in end.records if r["t"] > end.ended]
     assert tail and set(tail) == {ENDS[lb][1]}
+    if ENDS[lb][0] == "promote":
+        assert "promoting the canary of store to 2.0.0 (fleet-app1" in end.output, end.output[-3000:]
+
+
+def test_the_canary_waits_at_its_last_step(sticky):
+    _lb, canary, event, _during, _end, _left, waiting = sticky
+    assert "fleet.rollout.promote" in canary.output and "fleet.rollout.abort" in canary.output
+    assert waiting["versions"] == {app: "2.0.0" if app == CANARY else "1.0.0" for app in APPS}
+    assert event["canary"] == [CANARY]
+
+
+def test_a_version_passed_to_the_gate_is_refused_and_changes_nothing(sticky):
+    _lb, _canary, _event, during, _end, _left, waiting = sticky
+    refused = waiting["refused"]
+    assert refused["promote"].returncode != 0 and refused["abort"].returncode != 0
+    assert "rollout_version: the canary that waits runs 2.0.0, not 9.9.9" in refused["promote"].stdout, \
+        refused["promote"].stdout[-3000:]
+    assert "rollout_version: not to be passed; fleet.rollout.abort goes back" in refused["abort"].stdout
+    assert waiting["after_refused"] == (waiting["versions"], during)
+
+
+def test_the_gate_leaves_every_host_on_one_release_in_the_history(sticky, host_for):
+    lb, _canary, _event, _during, end, _left, waiting = sticky
+    service = LAB_SERVICES[lb]
+    version = ENDS[lb][1]
+    assert live_versions(host_for) == {app: version for app in APPS}
+    after = history(host_for, service)
+    assert len(after) > waiting["history"]
+    assert after[-1]["strategy"] == "ramped" and after[-1]["version"] == version and after[-1]["outcome"] == "succeeded"
+    if ENDS[lb][0] == "abort":
+        assert "every host back on 1.0.0" in end.output, end.output[-3000:]
+    for sample in (end.samples[lb_host][-1] for lb_host in LBS):
+        assert {tuple(v) for v in sample["servers"].values()} == {("UP", 100)}, sample
+
+
+@pytest.mark.parametrize("name", ["promote", "abort"])
+def test_nothing_left_to_promote_or_abort_is_refused(sticky, name):
+    lb = sticky[0]
+    result = gate(LAB_SERVICES[lb], name)
+    assert result.returncode != 0
+    assert "No canary of %s waits for promotion" % LAB_SERVICES[lb].name in result.stdout, result.stdout[-3000:]
