@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from labtest import LAB_INVENTORY, PROJECT, lab_hosts
@@ -156,6 +157,15 @@ def playbook(name: str, extra_vars: dict | None = None, *args: str) -> subproces
         command += ["-e", json.dumps(extra_vars)]
     command += list(args)
     return subprocess.run(command, cwd=PROJECT, env=env(), capture_output=True, text=True, timeout=1200, check=False)
+
+
+def refused_at_once(runs: dict[str, tuple]) -> dict[str, subprocess.CompletedProcess]:
+    """``playbook(*args)`` for each ``id: args`` of ``runs``, several at a time, for input that is refused
+    before any change: such runs stop before the lock, so they cannot disturb each other, and each one
+    costs mostly ansible-playbook's start-up."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {key: pool.submit(playbook, *args) for key, args in runs.items()}
+        return {key: future.result() for key, future in futures.items()}
 
 
 def reset_app(version: str = "1.0.0") -> None:

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from labtest import haproxy_cli, lab_hosts, load_json
-from rollout_run import STRICT_GATE, Run, Service, docker, playbook, run_under_traffic
+from rollout_run import STRICT_GATE, Run, Service, docker, playbook, refused_at_once, run_under_traffic
 
 APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
@@ -234,19 +234,34 @@ def test_old_pool_stopped_after_the_window_then_rollback_is_refused(service, rol
         assert back.returncode == 0, back.stdout[-3000:]
 
 
-@pytest.mark.parametrize("playbook_name, extra, message", [
-    ("blue_green", {"blue_green_max_error_rate": 150}, "blue_green_max_error_rate: expected a percentage 0-100, got 150"),
-    ("blue_green", {"blue_green_smoke_path": "no-slash"}, "blue_green_smoke_path: expected a path starting with /"),
-    ("blue_green", {"rollout_app_group": "blue"}, "the hosts of pool green fleet-app3, fleet-app4 are not in the play"),
-    ("rollback", {"rollback_pool": "red"}, "rollback_pool: red is not one of the pools [\"blue\", \"green\"] of shop"),
-    ("ramped", {"rollout_service": "shopslots"}, "Service shopslots runs its pools in release slots"),
-], ids=["error-rate-150", "smoke-path", "idle-pool-not-in-play", "rollback-unknown-pool", "ramped-on-slots"])
-def test_bad_input_is_refused_before_any_change(host_for, playbook_name, extra, message):
-    before = {lb: (lb_state(host_for, SERVICES[0], lb), lb_state(host_for, SERVICES[1], lb)) for lb in LBS}
-    variables = dict(SERVICES[0].extra_vars, rollout_version="2.0.0")
-    variables.update(extra)
-    result = playbook("fleet.rollout.%s" % playbook_name, variables, "-e", "@molecule/resources/blue_green.vars.yml")
+BAD_INPUT = {
+    "error-rate-150": ("blue_green", {"blue_green_max_error_rate": 150},
+                       "blue_green_max_error_rate: expected a percentage 0-100, got 150"),
+    "smoke-path": ("blue_green", {"blue_green_smoke_path": "no-slash"}, "blue_green_smoke_path: expected a path starting with /"),
+    "idle-pool-not-in-play": ("blue_green", {"rollout_app_group": "blue"},
+                              "the hosts of pool green fleet-app3, fleet-app4 are not in the play"),
+    "rollback-unknown-pool": ("rollback", {"rollback_pool": "red"}, "rollback_pool: red is not one of the pools [\"blue\", \"green\"] of shop"),
+    "ramped-on-slots": ("ramped", {"rollout_service": "shopslots"}, "Service shopslots runs its pools in release slots"),
+}
+
+
+@pytest.fixture(scope="module")
+def refused(host_for):
+    """Every bad input case run (a few at a time), with the LB state of shop and shopslots before and after."""
+    def states():
+        return {lb: (lb_state(host_for, SERVICES[0], lb), lb_state(host_for, SERVICES[1], lb)) for lb in LBS}
+    before = states()
+    results = refused_at_once({
+        case: ("fleet.rollout.%s" % name, dict(SERVICES[0].extra_vars, rollout_version="2.0.0", **extra),
+               "-e", "@molecule/resources/blue_green.vars.yml")
+        for case, (name, extra, _message) in BAD_INPUT.items()})
+    return before, results, states()
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_is_refused_before_any_change(refused, case):
+    before, results, after = refused
+    result, message = results[case], BAD_INPUT[case][2]
     assert result.returncode != 0
     assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
-    after = {lb: (lb_state(host_for, SERVICES[0], lb), lb_state(host_for, SERVICES[1], lb)) for lb in LBS}
     assert after == before

@@ -5,34 +5,48 @@ from __future__ import annotations
 import pytest
 
 from labtest import rollout_snapshot, without_volatile
-from rollout_run import LAB_SERVICES, playbook
+from rollout_run import LAB_SERVICES, playbook, refused_at_once
 
 WEB = LAB_SERVICES["haproxy"]
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"canary_steps": [50, 10]}, "canary_steps: expected rising percentages above 0 and at most 100"),
-    ({"canary_steps": [0, 10]}, "canary_steps: expected rising percentages"),
-    ({"canary_hosts": ["fleet-nosuchhost"]}, "canary_hosts: fleet-nosuchhost not in the play"),
-    ({"canary_count": 4}, "every host of the play would be a canary"),
-    ({"canary_inconclusive": "maybe"}, "value of canary_inconclusive must be one of: fail, pass, got: maybe"),
-    ({"canary_confidence": 1.5}, "canary_confidence: expected a probability"),
-    ({"canary_min_samples": 0}, "canary_min_samples: expected at least 1"),
+CASES = {
+    "steps-falling": ({"canary_steps": [50, 10]}, "canary_steps: expected rising percentages above 0 and at most 100"),
+    "steps-zero": ({"canary_steps": [0, 10]}, "canary_steps: expected rising percentages"),
+    "unknown-host": ({"canary_hosts": ["fleet-nosuchhost"]}, "canary_hosts: fleet-nosuchhost not in the play"),
+    "no-stable-host": ({"canary_count": 4}, "every host of the play would be a canary"),
+    "inconclusive-word": ({"canary_inconclusive": "maybe"},
+                          "value of canary_inconclusive must be one of: fail, pass, got: maybe"),
+    "confidence-1.5": ({"canary_confidence": 1.5}, "canary_confidence: expected a probability"),
+    "min-samples-0": ({"canary_min_samples": 0}, "canary_min_samples: expected at least 1"),
     # The promotion runs ramped at the end of the canary; its input is checked before the first step.
-    ({"ramped_slow_start": [150]}, "ramped_slow_start: expected a rising list of weights in percent, each 1-99"),
-    ({"ramped_batches": "150%"}, "ramped_batches: '150%' is not a percentage above 0 and at most 100%"),
-    ({"ramped_failure_budget": "lots"}, "ramped_failure_budget: expected a count or a percentage"),
-], ids=["steps-falling", "steps-zero", "unknown-host", "no-stable-host", "inconclusive-word", "confidence-1.5",
-        "min-samples-0", "slow-start-150", "batches-150pct", "budget-word"])
-def test_bad_input_is_refused_before_any_change(host_for, extra, message):
+    "slow-start-150": ({"ramped_slow_start": [150]},
+                       "ramped_slow_start: expected a rising list of weights in percent, each 1-99"),
+    "batches-150pct": ({"ramped_batches": "150%"}, "ramped_batches: '150%' is not a percentage above 0 and at most 100%"),
+    "budget-word": ({"ramped_failure_budget": "lots"}, "ramped_failure_budget: expected a count or a percentage"),
+}
+
+
+@pytest.fixture(scope="module")
+def refused(host_for):
+    """Every case run (a few at a time), with what a rollout would change before and after them all."""
     before = rollout_snapshot(host_for)
-    result = playbook("fleet.rollout.canary", dict(WEB.extra_vars, rollout_version="2.0.1-bad", **extra),
-                      "-e", "@molecule/resources/strategy.vars.yml")
+    results = refused_at_once({
+        case: ("fleet.rollout.canary", dict(WEB.extra_vars, rollout_version="2.0.1-bad", **extra),
+               "-e", "@molecule/resources/strategy.vars.yml")
+        for case, (extra, _message) in CASES.items()})
+    return before, results, rollout_snapshot(host_for)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_refused_before_any_change(refused, case):
+    before, results, after = refused
+    result, message = results[case], CASES[case][1]
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert message in output, output[-3000:]
     assert "Take the canary hosts out of rotation" not in output
-    assert without_volatile(rollout_snapshot(host_for)) == without_volatile(before)
+    assert without_volatile(after) == without_volatile(before)
 
 
 def test_a_play_without_every_server_of_the_pool_is_refused(host_for):

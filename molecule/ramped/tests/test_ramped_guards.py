@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from labtest import haproxy_cli, lab_hosts, rollout_snapshot, without_volatile
-from rollout_run import LAB_SERVICES, docker, env, playbook, reset_app, run_under_traffic
+from rollout_run import LAB_SERVICES, docker, env, playbook, refused_at_once, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
@@ -16,25 +16,37 @@ WEB = LAB_SERVICES["haproxy"]
 VARS_FILE = "@molecule/resources/strategy.vars.yml"
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"ramped_batches": "0"}, "ramped_batches: '0' must be at least 1"),
-    ({"ramped_batches": "150%"}, "ramped_batches: '150%' is not a percentage above 0 and at most 100%"),
-    ({"ramped_max_unavailable": 0}, "ramped_max_unavailable: 0 must be at least 1"),
-    ({"ramped_failure_budget": "lots"}, "ramped_failure_budget: expected a count or a percentage"),
-    ({"rollout_app_group": "nosuchgroup"}, 'rollout_app_group: "nosuchgroup" is not a group of the inventory'),
-    ({"rollout_lb_group": "nosuchgroup"}, 'rollout_lb_group: "nosuchgroup" is not a group of the inventory'),
-    ({"rollout_service": "nosuchservice"}, "rollout_service: 'nosuchservice' is not one of rollout_services ['web']"),
-    ({"rollout_version": "../../etc/passwd"}, "rollout_version: expected a safe name"),
-    ({"rollout_version": ""}, "rollout_version: required"),
-], ids=["batch-0", "batch-150pct", "max-unavailable-0", "budget-word", "unknown-app-group", "unknown-lb-group",
-        "unknown-service", "unsafe-version", "no-version"])
-def test_bad_input_is_refused_before_any_change(host_for, extra, message):
+CASES = {
+    "batch-0": ({"ramped_batches": "0"}, "ramped_batches: '0' must be at least 1"),
+    "batch-150pct": ({"ramped_batches": "150%"}, "ramped_batches: '150%' is not a percentage above 0 and at most 100%"),
+    "max-unavailable-0": ({"ramped_max_unavailable": 0}, "ramped_max_unavailable: 0 must be at least 1"),
+    "budget-word": ({"ramped_failure_budget": "lots"}, "ramped_failure_budget: expected a count or a percentage"),
+    "unknown-app-group": ({"rollout_app_group": "nosuchgroup"}, 'rollout_app_group: "nosuchgroup" is not a group of the inventory'),
+    "unknown-lb-group": ({"rollout_lb_group": "nosuchgroup"}, 'rollout_lb_group: "nosuchgroup" is not a group of the inventory'),
+    "unknown-service": ({"rollout_service": "nosuchservice"}, "rollout_service: 'nosuchservice' is not one of rollout_services ['web']"),
+    "unsafe-version": ({"rollout_version": "../../etc/passwd"}, "rollout_version: expected a safe name"),
+    "no-version": ({"rollout_version": ""}, "rollout_version: required"),
+}
+
+
+@pytest.fixture(scope="module")
+def refused(host_for):
+    """Every case run (a few at a time), with what a rollout would change before and after them all."""
     before = rollout_snapshot(host_for)
-    result = playbook("fleet.rollout.ramped", dict(WEB.extra_vars, **dict({"rollout_version": "2.0.1-bad"}, **extra)),
-                      "-e", VARS_FILE)
+    results = refused_at_once({
+        case: ("fleet.rollout.ramped", dict(WEB.extra_vars, **dict({"rollout_version": "2.0.1-bad"}, **extra)),
+               "-e", VARS_FILE)
+        for case, (extra, _message) in CASES.items()})
+    return before, results, rollout_snapshot(host_for)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_refused_before_any_change(refused, case):
+    before, results, after = refused
+    result, message = results[case], CASES[case][1]
     assert result.returncode != 0
     assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
-    assert without_volatile(rollout_snapshot(host_for)) == without_volatile(before)
+    assert without_volatile(after) == without_volatile(before)
 
 
 def ansible_lb(module_args: dict) -> subprocess.CompletedProcess:
