@@ -174,6 +174,7 @@ users:
 log_lines_dropped:
   description:
     - HAProxy's C(DroppedLogs) counter, log lines it could not write since it started (it never blocks on its log).
+      It is the running worker's count, so a reload starts it again from 0.
       Compare two readings to know how many records of a window may be missing. Null for nginx, or when the runtime
       API could not be read.
   returned: always
