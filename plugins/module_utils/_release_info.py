@@ -118,21 +118,19 @@ def read_file_b64(path: str) -> str | None:
         return None
 
 
+def _exists(lookup, name: str | None) -> bool | None:
+    """Whether ``lookup(name)`` finds the account; None without a name."""
+    if not name:
+        return None
+    try:
+        lookup(name)
+    except KeyError:
+        return False
+    return True
+
+
 def account_exists(user: str | None, group: str | None) -> dict:
-    result = {"user_exists": None, "group_exists": None}
-    if user:
-        try:
-            pwd.getpwnam(user)
-            result["user_exists"] = True
-        except KeyError:
-            result["user_exists"] = False
-    if group:
-        try:
-            grp.getgrnam(group)
-            result["group_exists"] = True
-        except KeyError:
-            result["group_exists"] = False
-    return result
+    return {"user_exists": _exists(pwd.getpwnam, user), "group_exists": _exists(grp.getgrnam, group)}
 
 
 def release_info(current: str, state_file: str, releases_dir: str, marker: str, shared_dirs: list[str] | None = None,
