@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
 
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import HAProxyRuntimeError
 
@@ -67,6 +68,7 @@ def nginx_records(lines, service: str) -> list[dict]:
             server = None
         records.append({
             "ts": float(entry["ts"]),
+            "id": str(entry.get("id", "")),
             "status": _int(entry.get("status")),
             "route": pool[len(prefix):] if pool.startswith(prefix) else pool,
             "server": None if server in (None, "-") else server,
@@ -258,6 +260,21 @@ def haproxy_dropped_logs(client) -> int | None:
         return int(client.show_info()["DroppedLogs"])
     except (HAProxyRuntimeError, OSError, KeyError, ValueError):
         return None
+
+
+def wait_for_window(service: str, since: float, until: float | None, settle: float) -> float:
+    """Check a log window of ``service`` and wait until its last requests are written (``settle`` seconds past its
+    end); returns its end (now when ``until`` is not given). ValueError on a window that ends before it starts or a
+    service name that is not one."""
+    now = time.time()
+    until = now if until is None else until
+    if until < since:
+        raise ValueError("until (%s) is before since (%s)" % (until, since))
+    if "/" in service or service.startswith("."):
+        raise ValueError("service: expected a service name, got %r" % service)
+    if until + settle > now:
+        time.sleep(until + settle - now)
+    return until
 
 
 def read_file_lines(path: str) -> list[str]:

@@ -25,13 +25,6 @@ description:
     check it).
 author:
   - fleet.rollout maintainers (@fleet-rollout)
-attributes:
-  check_mode:
-    support: full
-    description: Only computes, so it runs in check mode too.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to show.
 options:
   samples:
     description:
@@ -57,6 +50,8 @@ options:
     description: The smallest difference in conversion rate worth detecting, in percentage points over the control's.
     type: float
     default: 1.0
+extends_documentation_fragment:
+  - fleet.rollout.attributes.read_only
 seealso:
   - name: statsmodels proportion tests
     description: The reference for the z-test, the chi-square test and the intervals.

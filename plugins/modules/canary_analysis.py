@@ -29,13 +29,6 @@ description:
   - Never fails on a V(fail) verdict; the caller decides (for example with C(failed_when)).
 author:
   - fleet.rollout maintainers (@fleet-rollout)
-attributes:
-  check_mode:
-    support: full
-    description: Only computes, so it runs in check mode too.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to show.
 options:
   canary:
     description: What the canary's servers answered.
@@ -90,6 +83,8 @@ options:
     description: Canary requests needed to judge it; fewer give V(inconclusive) unless their errors prove the ceiling broken.
     type: int
     default: 50
+extends_documentation_fragment:
+  - fleet.rollout.attributes.read_only
 seealso:
   - module: fleet.rollout.lb_request_log
 notes:

@@ -20,13 +20,6 @@ description:
     journald was behind; the counts are short by that many.
 author:
   - fleet.rollout maintainers (@fleet-rollout)
-attributes:
-  check_mode:
-    support: full
-    description: Reads the log in check mode too.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to show.
 options:
   lb:
     description: Which LB wrote the log.
@@ -88,6 +81,7 @@ options:
     type: float
     default: 1.0
 extends_documentation_fragment:
+  - fleet.rollout.attributes.read_only
   - fleet.rollout.haproxy_runtime
 notes:
   - O(socket) and O(timeout) are used only with O(lb=haproxy).
@@ -183,14 +177,13 @@ log_lines_dropped:
 """
 
 import os
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient
 from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
     group_samples, haproxy_dropped_logs, haproxy_records, nginx_addresses, nginx_records, read_file_lines,
-    read_haproxy_journal, summarize, user_samples,
+    read_haproxy_journal, summarize, user_samples, wait_for_window,
 )
 
 
@@ -214,19 +207,15 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    now = time.time()
-    until = p["until"] if p["until"] is not None else now
-    if until < p["since"]:
-        module.fail_json(msg="until (%s) is before since (%s)" % (until, p["since"]))
-    if "/" in p["service"] or p["service"].startswith("."):
-        module.fail_json(msg="service: expected a service name, got %r" % p["service"])
-    if now - until < p["settle"]:
-        time.sleep(p["settle"] - (now - until))
     groups = {}
     for name, servers in p["groups"].items():
         if not isinstance(servers, list) or not all(isinstance(server, str) for server in servers):
             module.fail_json(msg="groups.%s: expected a list of server names, got %r" % (name, servers))
         groups[name] = servers
+    try:
+        until = wait_for_window(p["service"], p["since"], p["until"], p["settle"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
     dropped = None
     try:
         if p["lb"] == "haproxy":

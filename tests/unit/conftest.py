@@ -62,6 +62,11 @@ def probe():
 
 
 @pytest.fixture(scope="session")
+def shadow_relay():
+    return load_tool("fleet_shadow_relay", "roles/shadow/files/fleet_shadow_relay.py")
+
+
+@pytest.fixture(scope="session")
 def sample_app():
     return load_tool("sample_app", "tools/sample_app/sample_app.py")
 

@@ -3,7 +3,8 @@
 Sends requests at a fixed rate, for a bounded time and/or count, to one or
 more base URLs (round robin: e.g. both LBs of a pair), and writes a JSON line
 per request with its start time, duration, status or connection error, the
-``X-App-Version`` and ``X-App-Host`` that served it and the variant header.
+``X-App-Version`` and ``X-App-Host`` that served it, the variant header and
+the ``X-Request-ID`` the LB gave the request.
 At the end (or on SIGTERM/SIGINT, or when --stop-file appears) it prints a
 summary: sent, failed, by status, by version, latency percentiles and the
 longest run of consecutive failures with its duration.
@@ -321,6 +322,7 @@ class Probe:
             "host": None,
             "variant": None,
             "next": None,
+            "request_id": None,
         }
         conn_class = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
         conn = conn_class(target.host, target.port, timeout=self.args.timeout)
@@ -334,6 +336,8 @@ class Probe:
             record["host"] = response.getheader("X-App-Host")
             record["variant"] = response.getheader(self.args.variant_header)
             record["next"] = response.getheader("X-Next")
+            # The LB's id; an app that echoes it adds a second copy of the header.
+            record["request_id"] = (response.getheader("X-Request-ID") or "").split(",")[0].strip() or None
             if user and self.args.cookie_jar:
                 jar = self.jars.setdefault(user, {})
                 jar.update(parse_set_cookie(value) for value in response.msg.get_all("Set-Cookie") or [])

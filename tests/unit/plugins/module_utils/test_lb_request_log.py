@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient
 from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
     group_samples, haproxy_dropped_logs, haproxy_records, nginx_addresses, nginx_attempts, nginx_records, summarize,
-    user_samples,
+    user_samples, wait_for_window,
 )
 
 
@@ -147,3 +148,14 @@ def test_user_samples_count_requests_errors_and_conversions_per_variant_and_user
     entry.update(user="u7", uri="/checkout")
     assert user_samples(nginx_records([json.dumps(entry)], "shop"), 99, 101, goal) == {
         "b": {"u7": {"requests": 1, "errors": 0, "conversions": 1}}}
+
+
+def test_wait_for_window_checks_and_waits_for_the_last_lines():
+    started = time.time()
+    assert wait_for_window("shop", started - 10, started, 0.3) == started
+    assert time.time() - started >= 0.29
+    assert wait_for_window("shop", 1.0, None, 0.0) >= started
+    with pytest.raises(ValueError, match=r"until \(1.0\) is before since \(2.0\)"):
+        wait_for_window("shop", 2.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="service: expected a service name, got '../x'"):
+        wait_for_window("../x", 1.0, 2.0, 0.0)

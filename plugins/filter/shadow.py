@@ -1,0 +1,75 @@
+# Copyright: fleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A shadow run's input checked."""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.fleet.rollout.plugins.filter.ab import _percent
+from ansible_collections.fleet.rollout.plugins.filter.services import preview_pool
+
+METHOD = re.compile(r"^[A-Za-z]{3,10}$")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+THEN = ("none", "blue_green", "ramped")
+
+
+def _seconds(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def shadow_writes(methods) -> list[str]:
+    """The methods of ``methods`` that write (all but GET, HEAD and OPTIONS), upper case."""
+    return [method.upper() for method in methods or [] if isinstance(method, str) and method.upper() not in SAFE_METHODS]
+
+
+def shadow_problems(pool: str, service: dict, active: str, duration=120, sample=100, methods=None, environment=None,
+                    then="none", port=19000) -> list[str]:
+    """Every way a shadow run's input is wrong, each naming its variable; empty when it can run.
+
+    ``pool`` is the shadow pool, ``active`` the pool that serves the users; the others default as the role does."""
+    problems = []
+    methods = ["GET", "HEAD"] if methods is None else methods
+    pools = {entry["name"]: entry for entry in service.get("pools", [])}
+    if pool not in pools:
+        problems.append("shadow_pool: %s is not a pool of %s (its pools: %s)" % (pool, service.get("name"), ", ".join(pools)))
+    elif pool == active:
+        problems.append("shadow_pool: %s is the active pool, which serves the users: shadow a release on a pool that"
+                        " serves none" % pool)
+    elif "slot" in pools[pool]:
+        problems.append("shadow_pool: %s shares its hosts with the active pool (the slots layout): shadow needs a pool"
+                        " on its own hosts" % pool)
+    if not _seconds(duration):
+        problems.append("shadow_duration: expected seconds above 0, got %r" % (duration,))
+    if _percent(sample) is None:
+        problems.append("shadow_sample_percent: expected a percent above 0, at most 100, in steps of 0.01, got %r"
+                        % (sample,))
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) and METHOD.match(m) for m in methods):
+        problems.append("shadow_methods: expected a non-empty list of HTTP methods such as [GET, HEAD], got %r"
+                        % (methods,))
+    elif shadow_writes(methods) and not environment:
+        problems.append("shadow_methods: %s write; mirrored writes reach the shadow's data store, so give the shadow hosts"
+                        " their own with shadow_release_environment (for example a scratch database)"
+                        % ", ".join(shadow_writes(methods)))
+    if then not in THEN:
+        problems.append("shadow_then: expected none, blue_green or ramped, got %r" % (then,))
+    elif then == "blue_green" and pool in pools and active in pools and pool != preview_pool(service, active):
+        problems.append("shadow_then: blue_green flips to the idle pool, %s, not shadow_pool %s"
+                        % (preview_pool(service, active), pool))
+    try:
+        port_ok = 1024 <= int(port) <= 65535
+    except (TypeError, ValueError):
+        port_ok = False
+    if not port_ok:
+        problems.append("shadow_relay_port: expected a port 1024-65535, got %r" % (port,))
+    return problems
+
+
+class FilterModule:
+    def filters(self):
+        return {"shadow_problems": shadow_problems, "shadow_writes": shadow_writes}
