@@ -4,12 +4,11 @@
 
 from __future__ import annotations
 
-import re
-
 from ansible_collections.fleet.rollout.plugins.filter.ab import _percent
 from ansible_collections.fleet.rollout.plugins.filter.services import preview_pool
 
-METHOD = re.compile(r"^[A-Za-z]{3,10}$")
+# The methods the shadow relay forwards.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 THEN = ("none", "blue_green", "ramped")
 
@@ -49,9 +48,9 @@ def shadow_problems(pool: str, service: dict, active: str, duration=120, sample=
     if _percent(sample) is None:
         problems.append("shadow_sample_percent: expected a percent above 0, at most 100, in steps of 0.01, got %r"
                         % (sample,))
-    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) and METHOD.match(m) for m in methods):
-        problems.append("shadow_methods: expected a non-empty list of HTTP methods such as [GET, HEAD], got %r"
-                        % (methods,))
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) and m.upper() in METHODS
+                                                               for m in methods):
+        problems.append("shadow_methods: expected a non-empty list of %s, got %r" % (", ".join(METHODS), methods))
     elif shadow_writes(methods) and not environment:
         problems.append("shadow_methods: %s write; mirrored writes reach the shadow's data store, so give the shadow hosts"
                         " their own with shadow_release_environment (for example a scratch database)"

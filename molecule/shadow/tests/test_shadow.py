@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from labtest import lab_hosts
-from rollout_run import PROBE, Run, Service, docker, refused_at_once, run_under_traffic
+from rollout_run import PROBE, Run, Service, docker, playbook, refused_at_once, run_under_traffic
 
 LBS = lab_hosts("lb")
 PRIMARY = lab_hosts("blue")
@@ -121,11 +121,13 @@ def test_bad_input_is_refused_before_any_change(refused, case):
 
 @pytest.fixture(scope="module")
 def erring():
-    return shadow({"shadow_release_environment": {"SAMPLE_APP_ERROR_RATE": "0.5"}})
+    run, report = shadow({"shadow_release_environment": {"SAMPLE_APP_ERROR_RATE": "0.5"}})
+    rollback = playbook("fleet.rollout.rollback", dict(ORDERS.extra_vars), "-e", "@molecule/resources/shadow.vars.yml")
+    return run, report, rollback
 
 
 def test_a_shadow_answering_500s_fails_and_users_never_see_it(erring):
-    run, report = erring
+    run, report, _rollback = erring
     assert run.rc != 0 and "The shadow of 2.0.0 on pool green failed" in " ".join(run.output.split())
     assert_users_unaffected(run)
     assert report["verdict"] == "fail" and report["compared"] >= 500
@@ -133,6 +135,16 @@ def test_a_shadow_answering_500s_fails_and_users_never_see_it(erring):
     assert any("max_error_rate" in reason for reason in report["reasons"])
     top = report["top_mismatches"][0]
     assert (top["path"], top["primary_status"], top["shadow_status"]) in {("/", 200, 500), ("/orders", 201, 500)}
+
+
+def test_rollback_refuses_the_failed_shadow_pool(erring, host_for):
+    _run, _report, rollback = erring
+    state = json.loads(host_for(LBS[0]).file("/var/lib/fleet-rollout/orders/state.json").content_string)
+    assert (state["pools"]["green"]["release"], state["pools"]["green"]["status"]) == ("2.0.0", "failed")
+    assert state["history"][-1]["strategy"] == "shadow" and state["history"][-1]["outcome"] == "failed"
+    assert rollback.returncode != 0
+    assert "which failed its rollout" in " ".join((rollback.stdout + rollback.stderr).split())
+    assert state["active_pool"] == "blue"
 
 
 @pytest.fixture(scope="module")

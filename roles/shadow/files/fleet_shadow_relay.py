@@ -16,7 +16,8 @@ CONFIG: {"listen": "127.0.0.1:19081", "targets": ["10.0.0.3:8080", ...],
 "timeout": 5.0, "workers": 64, "queue": 2000, "log": "/var/log/...jsonl",
 "service": "shop"}. One JSON line per mirrored request goes to "log":
 {"ts", "id", "method", "uri", "target", "status", "rt", "version", "error"} -
-status null and error set when the shadow gave no answer (or "dropped").
+status null and error set when the shadow gave no answer, or "dropped" when the
+request never reached it (the queue was full, or the relay stopped first).
 
 Python standard library only (it runs on the LB host).
 """
@@ -34,11 +35,15 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 # Not forwarded: they describe the connection to the relay, not the request.
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                         "trailer", "transfer-encoding", "upgrade", "content-length"))
 MAX_BODY = 8 * 1024 * 1024
+DROPPED = "dropped"
+# Everything printable but the space stays as it is in a forwarded URI; other bytes are percent-encoded.
+URI_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
 
 
 def load_config(path: str) -> dict:
@@ -94,6 +99,15 @@ class Forwarder:
             thread.start()
 
     def stop(self, wait: float = 2.0) -> None:
+        """Record the queued requests as dropped (they never reached the shadow), let the requests in flight end
+        (at most ``wait`` seconds), then return: the log then holds every request the relay took."""
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self.log.write(dict(self._record(item), error=DROPPED))
         for _thread in self._threads:
             try:
                 self.queue.put_nowait(None)
@@ -108,7 +122,7 @@ class Forwarder:
             self.queue.put_nowait(item)
             return True
         except queue.Full:
-            self.log.write(dict(self._record(item), error="dropped"))
+            self.log.write(dict(self._record(item), error=DROPPED))
             return False
 
     @staticmethod
@@ -132,7 +146,8 @@ class Forwarder:
             try:
                 status, version = self._send(connections, target, item)
                 record.update(status=status, version=version)
-            except (OSError, http.client.HTTPException) as exc:
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                # Whatever one request does, the worker lives on (a dead worker would stall the queue).
                 connections.pop(target, None)
                 record["error"] = "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
             record["rt"] = round(time.monotonic() - started, 6)
@@ -220,8 +235,10 @@ class Handler(BaseHTTPRequestHandler):
         headers["X-Shadow-Request"] = "1"
         if body or self.command not in ("GET", "HEAD", "DELETE", "OPTIONS"):
             headers["Content-Length"] = str(len(body))
+        # The request line was read as latin-1: bytes beyond ASCII go on percent-encoded, as http.client needs.
+        uri = quote(self.path.encode("latin-1", "replace"), safe=URI_SAFE)
         self.forwarder.submit({"ts": round(received, 6), "id": self.headers.get("X-Request-ID", ""),
-                               "method": self.command, "uri": self.path, "headers": headers, "body": body or None})
+                               "method": self.command, "uri": uri, "headers": headers, "body": body or None})
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _relay
 
@@ -259,7 +276,8 @@ def main(argv: list[str]) -> int:
         relay.serve_forever(poll_interval=0.2)
     finally:
         relay.server_close()
-        forwarder.stop()
+        # A request in flight may wait for its connection and then for its answer.
+        forwarder.stop(wait=2 * config["timeout"] + 1)
         log.close()
     return 0
 

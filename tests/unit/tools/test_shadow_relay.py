@@ -1,0 +1,95 @@
+"""The shadow relay (roles/shadow/files/fleet_shadow_relay.py) against real sample-app servers on loopback."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+
+
+def start(shadow_relay, tmp_path, targets, workers=2, queue=10, timeout=2.0):
+    log = str(tmp_path / "relay.jsonl")
+    relay, forwarder, record_log = shadow_relay.make_relay({
+        "listen": ("127.0.0.1", 0), "targets": targets, "timeout": timeout, "workers": workers, "queue": queue,
+        "log": log, "service": "shop"})
+    threading.Thread(target=relay.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return relay, forwarder, record_log, log
+
+
+def send(relay, requests, first=0):
+    """Requests to the relay on one keep-alive connection; each must be acknowledged at once with 204."""
+    connection = http.client.HTTPConnection("127.0.0.1", relay.server_address[1], timeout=5)
+    for index, (method, path, body) in enumerate(requests, first):
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        connection.putheader("X-Request-ID", "r%d" % index)
+        connection.putheader("Content-Length", str(len(body or b"")))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 204
+    connection.close()
+
+
+def records(log, count, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log, encoding="utf-8") as handle:
+            lines = [json.loads(line) for line in handle]
+        if len(lines) >= count:
+            return lines
+        time.sleep(0.05)
+    raise AssertionError("%d records, expected %d" % (len(lines), count))
+
+
+def stop(relay, forwarder, record_log, wait=5.0):
+    relay.shutdown()
+    relay.server_close()
+    forwarder.stop(wait)
+    record_log.close()
+
+
+def test_forwards_with_the_shadow_header_and_survives_odd_uris(shadow_relay, run_app, tmp_path):
+    app, url = run_app(version="2.0.0", data_dir=str(tmp_path / "scratch"))
+    relay, forwarder, record_log, log = start(shadow_relay, tmp_path, [url.split("//")[1]], workers=1)
+    # A raw non-ASCII byte in the path (as nginx passes it on), then ordinary requests: the one worker must live on.
+    with socket.create_connection(("127.0.0.1", relay.server_address[1]), timeout=5) as raw:
+        raw.sendall(b"GET /caf\xe9 HTTP/1.1\r\nHost: x\r\nX-Request-ID: r0\r\nContent-Length: 0\r\n\r\n")
+        assert raw.recv(1024).startswith(b"HTTP/1.1 204")
+    send(relay, [("POST", "/orders", b'{"n": 1}'), ("GET", "/", None)], first=1)
+    got = sorted(records(log, 3), key=lambda r: r["id"])
+    assert [(r["id"], r["uri"], r["status"]) for r in got] == [
+        ("r0", "/caf%E9", 404), ("r1", "/orders", 201), ("r2", "/", 200)]
+    assert {r["version"] for r in got} == {"2.0.0"}
+    assert app.RequestHandlerClass.counters.snapshot()["shadow_requests"] == 3
+    with open(tmp_path / "scratch" / "orders.jsonl", encoding="utf-8") as handle:
+        order = json.loads(handle.readline())
+    assert order["shadow"] is True and order["request_id"] == "r1" and order["order"] == {"n": 1}
+    stop(relay, forwarder, record_log)
+
+
+def test_a_full_queue_drops_and_stopping_records_what_was_left(shadow_relay, run_app, tmp_path):
+    _app, url = run_app(version="2.0.0", latency_ms=500)
+    relay, forwarder, record_log, log = start(shadow_relay, tmp_path, [url.split("//")[1]], workers=1, queue=2)
+    started = time.monotonic()
+    send(relay, [("GET", "/", None)] * 6)
+    # Acknowledged at once although the shadow takes 0.5 s a request.
+    assert time.monotonic() - started < 0.4
+    stop(relay, forwarder, record_log, wait=2.0)
+    got = records(log, 6)
+    answered = [r for r in got if r["status"] == 200]
+    dropped = [r for r in got if r["error"] == "dropped"]
+    assert len(answered) >= 1 and len(answered) + len(dropped) == 6
+    assert len(dropped) >= 3
+
+
+def test_a_stopped_shadow_is_recorded_as_no_answer(shadow_relay, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = "127.0.0.1:%d" % sock.getsockname()[1]
+    relay, forwarder, record_log, log = start(shadow_relay, tmp_path, [closed])
+    send(relay, [("GET", "/", None)])
+    got = records(log, 1)
+    assert got[0]["status"] is None and got[0]["error"].startswith("ConnectionRefusedError")
+    stop(relay, forwarder, record_log)
