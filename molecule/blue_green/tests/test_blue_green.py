@@ -156,7 +156,7 @@ def test_failed_smoke_test_never_flips(service, rollback, host_for):
     refused = playbook("fleet.rollout.rollback", dict(service.extra_vars, rollback_pool="green"),
                        "-e", "@molecule/resources/%s" % service.vars_file)
     assert refused.returncode != 0
-    assert "Not flipping back: pool green of %s runs 2.0.1-bad, which failed its blue/green rollout" % service.name \
+    assert "Not flipping back: pool green of %s runs 2.0.1-bad, which failed its rollout" % service.name \
         in refused.stdout, refused.stdout[-3000:]
     assert_lbs_agree(host_for, service, "blue")
 
