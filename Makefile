@@ -138,11 +138,13 @@ lab-up: bootstrap collection-links ## create (or reuse) the lab fleet containers
 lab-down: bootstrap-nodocker collection-links ## remove the lab fleet
 	cd $(ROOT) && ansible-playbook playbooks/lab_down.yml
 
-demo: bootstrap artifacts collection-links lab-up ## lab fleet, sample app 1.0.0 behind two HAProxy LBs, then a ramped rollout to 2.0.0 under live traffic
+demo: bootstrap artifacts collection-links lab-up ## lab fleet, sample app 1.0.0 behind two HAProxy LBs, then a canary of 2.0.0 under live traffic, then the status
 	cd $(ROOT) && ansible-playbook tools/lab/stack.yml -e sample_app_version=1.0.0
 	cd $(ROOT) && ansible-playbook tools/lab/demo.yml
 	@python3 $(ROOT)/tools/probe/rollout_probe.py summarize $(BUILD)/probe/demo.jsonl
-	@echo "records: $(BUILD)/probe/demo.jsonl   fleet: docker ps --filter label=org.fleet-rollout.lab"
+	@cd $(ROOT) && \
+		ansible-playbook fleet.rollout.status -i inventories/lab -e rollout_status_json=$(BUILD)/status.json
+	@echo "users' requests: $(BUILD)/probe/demo.jsonl   status: $(BUILD)/status.json   fleet: docker ps --filter label=org.fleet-rollout.lab"
 
 # --- maintenance ------------------------------------------------------------
 .PHONY: lock clean

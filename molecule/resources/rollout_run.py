@@ -168,6 +168,31 @@ def refused_at_once(runs: dict[str, tuple]) -> dict[str, subprocess.CompletedPro
         return {key: future.result() for key, future in futures.items()}
 
 
+@dataclass
+class Status:
+    """What ``fleet.rollout.status`` said about one service, and when it read the fleet."""
+    started: float
+    ended: float
+    data: dict
+    output: str
+
+
+def rollout_status(service: Service) -> Status:
+    """``ansible-playbook fleet.rollout.status`` for ``service``, its JSON (rollout_status_json) kept."""
+    path = os.path.join("/tmp", "status-%s.json" % uuid.uuid4().hex[:8])
+    started = time.time()
+    result = playbook("fleet.rollout.status", service.extra_vars,
+                      "-e", "@" + os.path.join(PROJECT, "molecule", "resources", service.vars_file),
+                      "-e", "rollout_status_json=%s" % path)
+    ended = time.time()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    os.unlink(path)
+    assert [entry["service"] for entry in data] == [service.name], data
+    return Status(started, ended, data[0], result.stdout)
+
+
 def reset_app(version: str = "1.0.0") -> None:
     """Every app host on ``version`` (no traffic is measured while this runs)."""
     result = playbook("tools/lab/app.yml", {"sample_app_version": version})

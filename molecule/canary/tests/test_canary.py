@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from labtest import load_json, lab_hosts
-from rollout_run import LAB_SERVICES, reset_app, run_under_traffic
+from rollout_run import LAB_SERVICES, reset_app, rollout_status, run_under_traffic
 
 APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
@@ -43,8 +43,12 @@ def service(request):
 
 @pytest.fixture(scope="module")
 def good(service):
+    """The good release through the one entry point (fleet.rollout.deploy), with fleet.rollout.status
+    run while the canary's steps go on."""
     reset_app("1.0.0")
-    return run_under_traffic(service, "canary", dict(FAST, rollout_version="2.0.0", canary_steps=GOOD_STEPS[service.lb]))
+    return run_under_traffic(service, "deploy", dict(FAST, rollout_strategy="canary", rollout_version="2.0.0",
+                                                     canary_steps=GOOD_STEPS[service.lb]),
+                             during=lambda: rollout_status(service), during_after_s=20)
 
 
 @pytest.fixture(scope="module", params=sorted(BAD_CASES))
@@ -96,6 +100,45 @@ def test_good_canary_is_promoted_without_a_failed_request(good, host_for, servic
         assert state["pools"]["main"]["release"] == "2.0.0"
         # The lock is given back (the promotion's ramped run kept it for the canary, which gave it back).
         assert not host_for(lb).file("/var/lib/fleet-rollout/%s/lock.json" % service.name).exists
+
+
+def test_status_during_the_run_shows_the_lock_and_the_weights_the_lbs_route_by(good, service):
+    """fleet.rollout.status in the middle of the canary: the running rollout (owner, strategy, version,
+    step) and, on every LB, each host's weight as the LB sampler saw it at that moment."""
+    status = good.during
+    assert "fleet.rollout.deploy: canary of 2.0.0" in good.output
+    lock = status.data["lock"]
+    assert lock is not None and lock["info"]["strategy"] == "canary" and lock["info"]["version"] == "2.0.0", lock
+    assert sorted(lock["lbs"]) == LBS and not lock["expired"]
+    assert "rollout running: %s" % lock["owner"] in status.output
+    assert status.data["problems"] == [] and status.data["active_pool"] == "main"
+    rows = {row["host"]: row for row in status.data["hosts"]}
+    assert sorted(rows) == APPS
+    for lb in LBS:
+        window = [s["servers"] for s in good.samples[lb]
+                  if "servers" in s and status.started - 0.5 <= s["t"] <= status.ended + 0.5]
+        assert window
+        for host, row in rows.items():
+            seen = {servers[host][1]
+                    for servers in window}
+            assert row["lbs"][lb]["weight"] in seen, (lb, host, row["lbs"][lb], seen)
+    # Mid-canary the canary host takes a share below the others' (or is out of rotation while it is released).
+    canary = rows[CANARY]["lbs"][LBS[0]]
+    stable = rows[APPS[1]]["lbs"][LBS[0]]
+    assert not canary["in_rotation"] or canary["weight"] < stable["weight"], (canary, stable)
+
+
+def test_status_after_the_run_shows_every_host_on_the_release(good, service):
+    status = rollout_status(service)
+    assert status.data["lock"] is None and "rollout running: none" in status.output
+    assert status.data["problems"] == []
+    for row in status.data["hosts"]:
+        assert (row["live"], row["previous"]) == ("2.0.0", "1.0.0"), row
+        for lb in LBS:
+            assert row["lbs"][lb]["in_rotation"] and row["lbs"][lb]["weight"] == 100, (lb, row)
+    last = status.data["history"][-1]
+    assert (last["strategy"], last["version"], last["outcome"]) == ("canary", "2.0.0", "promoted")
+    assert any(line.split()[2:5] == ["canary", "2.0.0", "promoted"] for line in status.data["table"])
 
 
 def test_canary_share_follows_each_step(good, host_for, service):
