@@ -49,8 +49,8 @@ def _event_line(event: dict) -> str:
     if event.get("error"):
         extra.append("error: %s" % str(event["error"])[:80])
     owner = event.get("owner") or ""
-    return "  %s  %-10s %-12s %-14s %s%s" % (_when(event.get("time")), what, version, outcome,
-                                            owner, ("  " + ", ".join(extra)) if extra else "")
+    tail = ("  " + ", ".join(extra)) if extra else ""
+    return "  %s  %-10s %-12s %-14s %s%s" % (_when(event.get("time")), what, version, outcome, owner, tail)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -10,7 +10,7 @@ short_description: Read the state and weight of a service's servers on one HAPro
 version_added: 0.1.0
 description:
   - Reads, without changing anything, every server of a service's pools on the LB host it runs on, as the LB
-    routes by it now: its pool, admin state, health status, whether it takes new traffic, and its weight.
+    routes by it now - its pool, admin state, health status, whether it takes new traffic, and its weight.
   - With O(lb=haproxy) the answer comes from the runtime API (the admin socket), so drains and weights set at
     runtime show. The service's backends are C(be_<service>_<pool>) and, for a sticky canary,
     C(be_<service>_<pool>_canary), as the fleet.rollout.haproxy role names them.

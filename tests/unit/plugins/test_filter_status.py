@@ -99,10 +99,10 @@ def test_the_running_rollout_and_an_expired_lock():
 
 
 def test_history_keeps_the_last_rollouts_newest_first_in_the_table():
-    events = [{"event": "route", "time": 1.0}] + [
-        {"event": "rollout", "strategy": "ramped", "version": "1.%d.0" % i, "outcome": "succeeded", "owner": "ops",
-         "time": 100.0 + i} for i in range(7)] + [{"event": "rollback", "outcome": "succeeded", "version": "1.5.0",
-                                                    "to_pool": "blue", "time": 200.0}]
+    rollouts = [{"event": "rollout", "strategy": "ramped", "version": "1.%d.0" % i, "outcome": "succeeded",
+                 "owner": "ops", "time": 100.0 + i} for i in range(7)]
+    rollback = {"event": "rollback", "outcome": "succeeded", "version": "1.5.0", "to_pool": "blue", "time": 200.0}
+    events = [{"event": "route", "time": 1.0}] + rollouts + [rollback]
     result = status(lb_states={"lb1": state(history=events), "lb2": state(history=events)}, history=3)
     assert [e.get("version") for e in result["history"]] == ["1.5.0", "1.6.0", "1.5.0"]
     lines = result["table"]
