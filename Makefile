@@ -138,12 +138,14 @@ lab-up: bootstrap collection-links ## create (or reuse) the lab fleet containers
 lab-down: bootstrap-nodocker collection-links ## remove the lab fleet
 	cd $(ROOT) && ansible-playbook playbooks/lab_down.yml
 
-demo: bootstrap artifacts collection-links lab-up ## lab fleet, sample app 1.0.0 behind two HAProxy LBs, then a canary of 2.0.0 under live traffic, then the status
+demo: bootstrap artifacts collection-links lab-up ## lab fleet, sample app 1.0.0 behind two HAProxy LBs, then a canary of 2.0.0 under live traffic, then the status and the report
 	cd $(ROOT) && ansible-playbook tools/lab/stack.yml -e sample_app_version=1.0.0
-	cd $(ROOT) && ansible-playbook tools/lab/demo.yml
+	@rm -rf $(BUILD)/rollout-reports
+	cd $(ROOT) && ansible-playbook tools/lab/demo.yml -e rollout_report_dir=$(BUILD)/rollout-reports
 	@python3 $(ROOT)/tools/probe/rollout_probe.py summarize $(BUILD)/probe/demo.jsonl
 	@cd $(ROOT) && \
 		ansible-playbook fleet.rollout.status -i inventories/lab -e rollout_status_json=$(BUILD)/status.json
+	@echo "the rollout's report: $$(ls $(BUILD)/rollout-reports/*.md) (with its .json and .png timeline)"
 	@echo "users' requests: $(BUILD)/probe/demo.jsonl   status: $(BUILD)/status.json   fleet: docker ps --filter label=org.fleet-rollout.lab"
 
 # --- maintenance ------------------------------------------------------------

@@ -212,6 +212,35 @@ def summarize(records, since: float, until: float) -> dict:
     }
 
 
+def timeline(records, since: float, until: float, interval: float, names: dict | None = None) -> list[dict]:
+    """Answers in [since, until] in buckets of ``interval`` seconds (by when each was answered): per bucket
+    ``t`` (its start), ``requests``, ``errors`` (5xx other than the maintenance page, or no answer),
+    ``maintenance`` and ``by_server`` ({"route/server": [requests, errors]}, the route being the pool, so a host
+    in two pools - release slots - counts apart in each); ``names`` renames servers (nginx logs the ``ip:port``
+    it reached: give {ip:port: name}). Every bucket of the window is there, empty or not."""
+    if interval <= 0:
+        raise ValueError("timeline_interval: expected seconds above 0, got %s" % interval)
+    names = names or {}
+    count = max(int((until - since) // interval) + 1, 1)
+    buckets = [{"t": round(since + i * interval, 3), "requests": 0, "errors": 0, "maintenance": 0, "by_server": {}}
+               for i in range(count)]
+    for record in records:
+        if not since <= record["ts"] <= until:
+            continue
+        bucket = buckets[min(int((record["ts"] - since) // interval), count - 1)]
+        bucket["requests"] += 1
+        maintenance = record["route"] == MAINTENANCE
+        error = (record["status"] is None or record["status"] >= 500) and not maintenance
+        bucket["errors"] += int(error)
+        bucket["maintenance"] += int(maintenance)
+        if record["server"]:
+            name = "%s/%s" % (record["route"], names.get(record["server"], record["server"]))
+            counts = bucket["by_server"].setdefault(name, [0, 0])
+            counts[0] += 1
+            counts[1] += int(error)
+    return buckets
+
+
 def nginx_addresses(servers) -> dict:
     """Each ``host:port`` as the ``ip:port`` strings nginx logs for it, resolved on this (the LB) host.
 

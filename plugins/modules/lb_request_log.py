@@ -74,6 +74,19 @@ options:
         description: The path (without the query string).
         type: str
         required: true
+  timeline_interval:
+    description:
+      - Also return RV(timeline) - the window's answers in buckets of this many seconds, per server (a rollout
+        report's traffic share and error rate over time). V(0), the default, returns none.
+    type: float
+    default: 0
+  timeline_servers:
+    description:
+      - With O(timeline_interval) on nginx, the servers as the routing file names them (C(host:port)): RV(timeline)
+        counts each under that name instead of the C(ip:port) nginx logged. HAProxy logs its server names already.
+    type: list
+    elements: str
+    default: []
   settle:
     description:
       - Seconds to wait before reading, so that the last requests of the window are written (the journal takes a
@@ -165,6 +178,15 @@ users:
   returned: always
   type: dict
   sample: {a: {"user-1": {requests: 4, errors: 0, conversions: 1}}, b: {"user-2": {requests: 2, errors: 0, conversions: 0}}}
+timeline:
+  description:
+    - With O(timeline_interval), one entry per bucket of the window - C(t) (its start), C(requests), C(errors) (5xx
+      other than the maintenance page, or no answer), C(maintenance) and C(by_server) (C(pool/server) - [requests,
+      errors]); null without.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{t: 1795000000.0, requests: 51, errors: 0, maintenance: 0, by_server: {main/app1: [13, 0], main/app2: [38, 0]}}]
 log_lines_dropped:
   description:
     - HAProxy's C(DroppedLogs) counter, log lines it could not write since it started (it never blocks on its log).
@@ -183,7 +205,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient
 from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
     group_samples, haproxy_dropped_logs, haproxy_records, nginx_addresses, nginx_records, read_file_lines,
-    read_haproxy_journal, summarize, user_samples, wait_for_window,
+    read_haproxy_journal, summarize, timeline, user_samples, wait_for_window,
 )
 
 
@@ -201,6 +223,8 @@ def main():
             socket=dict(type="str", default="/run/haproxy/admin.sock"),
             timeout=dict(type="float", default=10.0),
             by_user=dict(type="bool", default=False),
+            timeline_interval=dict(type="float", default=0.0),
+            timeline_servers=dict(type="list", elements="str", default=[]),
             goal=dict(type="dict", options=dict(method=dict(type="str", default="GET"),
                                                 path=dict(type="str", required=True))),
         ),
@@ -231,7 +255,17 @@ def main():
     except (OSError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     users = user_samples(records, p["since"], until, p["goal"]) if p["by_user"] else None
-    module.exit_json(changed=False, log_lines_dropped=dropped, groups=samples, users=users,
+    buckets = None
+    if p["timeline_interval"]:
+        names = {}
+        if p["lb"] == "nginx":
+            names = {address: server for server, found in nginx_addresses(p["timeline_servers"]).items()
+                     for address in found}
+        try:
+            buckets = timeline(records, p["since"], until, p["timeline_interval"], names)
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, log_lines_dropped=dropped, groups=samples, users=users, timeline=buckets,
                      **summarize(records, p["since"], until))
 
 

@@ -159,3 +159,24 @@ def test_wait_for_window_checks_and_waits_for_the_last_lines():
         wait_for_window("shop", 2.0, 1.0, 0.0)
     with pytest.raises(ValueError, match="service: expected a service name, got '../x'"):
         wait_for_window("../x", 1.0, 2.0, 0.0)
+
+
+def test_timeline_buckets_every_second_of_the_window_per_pool_and_server():
+    from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import timeline
+
+    lines = [nginx_line(100.2, "fleet_shop_blue", "10.0.0.1:8080", 200, 0.01),
+             nginx_line(100.7, "fleet_shop_blue", "10.0.0.2:8080", 502, 0.01),
+             nginx_line(101.1, "fleet_shop_green", "10.0.0.1:8081", 200, 0.01),
+             nginx_line(102.9, "maintenance", "-", 503, 0.0),
+             nginx_line(103.5, "fleet_shop_blue", "10.0.0.1:8080", 200, 0.01),  # after the window
+             nginx_line(99.9, "fleet_shop_blue", "10.0.0.1:8080", 200, 0.01)]  # before it
+    buckets = timeline(nginx_records(lines, "shop"), 100.0, 103.0, 1.0,
+                       {"10.0.0.1:8080": "app1:8080", "10.0.0.1:8081": "app1:8081"})
+    assert [b["t"] for b in buckets] == [100.0, 101.0, 102.0, 103.0]
+    assert [(b["requests"], b["errors"], b["maintenance"]) for b in buckets] == [(2, 1, 0), (1, 0, 0), (1, 0, 1), (0, 0, 0)]
+    # The same host in two pools (release slots) counts apart; an unnamed address keeps its own name.
+    assert buckets[0]["by_server"] == {"blue/app1:8080": [1, 0], "blue/10.0.0.2:8080": [1, 1]}
+    assert buckets[1]["by_server"] == {"green/app1:8081": [1, 0]}
+    assert buckets[2]["by_server"] == {}
+    with pytest.raises(ValueError, match="timeline_interval: expected seconds above 0"):
+        timeline([], 0.0, 1.0, 0)
