@@ -184,6 +184,13 @@ def test_the_run_report_counts_what_users_got_per_version_with_the_steps(good, s
         probe = [r for r in good.records if start + 1 <= r["t"] <= end - 1 and r["status"] == 200]
         probe_new = sum(1 for r in probe if r["version"] == "2.0.0")
         assert abs(100.0 * new / total - 100.0 * probe_new / len(probe)) <= 3.0, (step, new, total, probe_new, len(probe))
+    # From the last step (100 %) on, users never go back to 1.0.0: the promotion keeps the others out of
+    # traffic until they run 2.0.0. Requests sent before it may still finish on 1.0.0 (2 s ones): 3 s margin.
+    after = [b for b in report["series"] if b["t"] >= starts[-1] + 3 and b["by_version"]]
+    assert after and all(set(b["by_version"]) == {"2.0.0"} for b in after), \
+        [(round(b["t"] - run["since"]), b["by_version"]) for b in after if set(b["by_version"]) != {"2.0.0"}][:10]
+    sent_after = [r for r in good.records if r["t"] >= starts[-1] + 0.5 and r["status"] == 200]
+    assert sent_after and {r["version"] for r in sent_after} == {"2.0.0"}
     with open(found[0][:-5] + ".png", "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     text = open(found[0][:-5] + ".md", encoding="utf-8").read()
