@@ -71,7 +71,7 @@ sanity-tree:
 		git -c user.name=sanity -c user.email=sanity@localhost commit -qm tree --no-verify
 
 # --- tests ------------------------------------------------------------------
-.PHONY: test sanity units lint changelog-lint collection-build molecule smoke
+.PHONY: test sanity units lint changelog-lint collection-build awx-check molecule smoke
 # The static checks (CPU and downloads) run beside Molecule, whose time goes
 # mostly to waiting on the fleet, at the lowest CPU priority so that the
 # fleet's LBs and their loggers are not starved under the tests' traffic.
@@ -80,7 +80,7 @@ test: bootstrap artifacts collection-links ## run every test (sanity, units, lin
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	@start=$$(date +%s); \
 	echo "make test: sanity, units, lint, changelog-lint and collection-build run beside Molecule (output: $(STATIC_LOG))"; \
-	( rc=0; nice -n 19 $(MAKE) --no-print-directory sanity units lint changelog-lint collection-build > $(STATIC_LOG) 2>&1 || rc=$$?; \
+	( rc=0; nice -n 19 $(MAKE) --no-print-directory sanity units lint changelog-lint collection-build awx-check > $(STATIC_LOG) 2>&1 || rc=$$?; \
 	  echo "make test: static checks $$( [ $$rc = 0 ] && echo passed || echo FAILED ) after $$(( $$(date +%s) - start )) s"; \
 	  exit $$rc ) & static=$$!; \
 	molecule_rc=0; $(MAKE) --no-print-directory molecule || molecule_rc=$$?; \
@@ -110,6 +110,19 @@ collection-build: bootstrap-nodocker ## build the collection tarball and check w
 	@rm -rf $(BUILD)/dist && mkdir -p $(BUILD)/dist
 	cd $(ROOT) && ansible-galaxy collection build --force --output-path $(BUILD)/dist >/dev/null
 	python3 $(ROOT)/scripts/check_collection_tarball.py $(BUILD)/dist/fleet-rollout-*.tar.gz
+
+# AWX has no server here: the register playbook is syntax-checked (its
+# templates are checked against the playbooks and role specs by the units),
+# and the execution environment's build context is generated from the built
+# collection, whose EE metadata must be read.
+awx-check: bootstrap-nodocker collection-links collection-build ## AWX register playbook syntax, EE build context (ansible-builder create)
+	cd $(ROOT) && ansible-playbook awx/register.yml --syntax-check
+	@rm -rf $(BUILD)/ee
+	cd $(ROOT) && ansible-builder create -f execution-environment.yml --context $(BUILD)/ee
+	@grep -q 'COPY _build/collections/ /tmp/fleet-rollout-collections/' $(BUILD)/ee/Dockerfile
+	@test -f $(BUILD)/ee/_build/collections/$$(basename $(BUILD)/dist/fleet-rollout-*.tar.gz)
+	cd $(ROOT) && ansible-builder introspect $(COLLECTIONS) | grep -q 'matplotlib.*from collection fleet.rollout'
+	@echo "awx-check: register playbook, EE build context and collection EE metadata ok"
 
 molecule: bootstrap artifacts collection-links ## every Molecule scenario on one shared lab fleet
 	@mkdir -p $(REPORTS) && rm -f $(REPORTS)/molecule-*.xml
