@@ -71,7 +71,7 @@ sanity-tree:
 		git -c user.name=sanity -c user.email=sanity@localhost commit -qm tree --no-verify
 
 # --- tests ------------------------------------------------------------------
-.PHONY: test sanity units lint changelog-lint collection-build awx-check molecule smoke
+.PHONY: test sanity units lint changelog-lint collection-build awx-check docs docs-check molecule smoke
 # The static checks (CPU and downloads) run beside Molecule, whose time goes
 # mostly to waiting on the fleet, at the lowest CPU priority so that the
 # fleet's LBs and their loggers are not starved under the tests' traffic.
@@ -80,7 +80,7 @@ test: bootstrap artifacts collection-links ## run every test (sanity, units, lin
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	@start=$$(date +%s); \
 	echo "make test: sanity, units, lint, changelog-lint and collection-build run beside Molecule (output: $(STATIC_LOG))"; \
-	( rc=0; nice -n 19 $(MAKE) --no-print-directory sanity units lint changelog-lint collection-build awx-check > $(STATIC_LOG) 2>&1 || rc=$$?; \
+	( rc=0; nice -n 19 $(MAKE) --no-print-directory sanity units lint changelog-lint collection-build awx-check docs-check > $(STATIC_LOG) 2>&1 || rc=$$?; \
 	  echo "make test: static checks $$( [ $$rc = 0 ] && echo passed || echo FAILED ) after $$(( $$(date +%s) - start )) s"; \
 	  exit $$rc ) & static=$$!; \
 	molecule_rc=0; $(MAKE) --no-print-directory molecule || molecule_rc=$$?; \
@@ -110,6 +110,12 @@ collection-build: bootstrap-nodocker ## build the collection tarball and check w
 	@rm -rf $(BUILD)/dist && mkdir -p $(BUILD)/dist
 	cd $(ROOT) && ansible-galaxy collection build --force --output-path $(BUILD)/dist >/dev/null
 	python3 $(ROOT)/scripts/check_collection_tarball.py $(BUILD)/dist/fleet-rollout-*.tar.gz
+
+docs: bootstrap-nodocker collection-links ## regenerate docs/reference from the modules' and filters' own docs
+	cd $(ROOT) && python3 scripts/module_docs.py
+
+docs-check: bootstrap-nodocker collection-links ## fail when docs/reference differs from the plugins' docs
+	cd $(ROOT) && python3 scripts/module_docs.py --check
 
 # AWX has no server here: the register playbook is syntax-checked (its
 # templates are checked against the playbooks and role specs by the units),

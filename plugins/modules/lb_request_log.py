@@ -82,7 +82,7 @@ options:
     default: 0
   timeline_servers:
     description:
-      - With O(timeline_interval) on nginx, the servers as the routing file names them (C(host:port)): RV(timeline)
+      - With O(timeline_interval) on nginx, the servers as the routing file names them (C(host:port)) - RV(timeline)
         counts each under that name instead of the C(ip:port) nginx logged. HAProxy logs its server names already.
     type: list
     elements: str
