@@ -167,8 +167,9 @@ def markdown(report: dict, plot_name: str | None, json_name: str) -> str:
     if report["marks"]:
         lines += ["", "## Steps", "", "| time | after | what | |", "|---|---:|---|---|"]
         for mark in report["marks"]:
-            lines.append("| %s | %.1f s | %s | %s |" % (_when(mark["t"])[11:19], mark["t"] - run["since"], mark["label"],
-                                                      str(mark.get("summary", "")).replace("|", "\\|")))
+            summary = str(mark.get("summary", "")).replace("|", "\\|")
+            after = mark["t"] - run["since"]
+            lines.append("| %s | %.1f s | %s | %s |" % (_when(mark["t"])[11:19], after, mark["label"], summary))
     if plot_name:
         lines += ["", "## Timeline", "", "![traffic share per version and error rate](%s)" % plot_name]
     lines += ["", "Per %s s, requests, failures and the share of each version: `series` in `%s`." % (
@@ -187,7 +188,7 @@ def plot(report: dict, path: str) -> bool:
     try:
         import matplotlib
         matplotlib.use("Agg")
-        import matplotlib.pyplot as pyplot
+        from matplotlib import pyplot
     except ImportError:
         return False
     series = report["series"]

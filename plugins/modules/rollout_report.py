@@ -18,7 +18,7 @@ description:
     request rate, with the steps as vertical lines (green a passed step, red a failed one) - into O(dest).
   - The PNG needs matplotlib on the host the module runs on (the controller); without it the JSON and Markdown are
     still written and RV(png) is null.
-  - Runs on the controller (C(delegate_to: localhost)); the strategies call it at the end of every run.
+  - Runs on the controller (delegated to localhost); the strategies call it at the end of every run.
 author:
   - fleet.rollout maintainers (@fleet-rollout)
 attributes:
