@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 import tarfile
 
-FORBIDDEN_TOP = {"tests", "molecule", "tools", "scripts", "build", "bench", ".ci", ".config", ".git", ".pytest_cache", "ansible.cfg"}
+FORBIDDEN_TOP = {"tests", "molecule", "tools", "scripts", "build", "bench", ".ci", ".config", ".git", ".pytest_cache", "ansible.cfg",
+                 "rollout-reports"}
 REQUIRED = {"MANIFEST.json", "FILES.json", "meta/runtime.yml", "README.md"}
 
 

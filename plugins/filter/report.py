@@ -17,6 +17,8 @@ def rollout_report_input(service: dict, lb: str, releases: dict, groups, hostvar
         for server in pool_servers(pool, groups, hostvars):
             name = server["name"] if lb == "haproxy" else "%s:%s" % (server["address"], server["port"])
             servers["%s/%s" % (pool["name"], name)] = [server["name"], slot]
+            # The sticky canary's side of the pool logs its own route.
+            servers["%s_canary/%s" % (pool["name"], name)] = [server["name"], slot]
             if lb != "haproxy":
                 timeline_servers.append(name)
     histories = {}

@@ -11,7 +11,7 @@ from ansible_collections.fleet.rollout.plugins.filter.services import pool_serve
 
 def _when(epoch) -> str:
     try:
-        return datetime.datetime.fromtimestamp(float(epoch), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return datetime.datetime.fromtimestamp(float(epoch), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (TypeError, ValueError, OverflowError, OSError):
         return "?"
 
@@ -74,8 +74,8 @@ def rollout_status(service: dict, lb_states: dict, lb_servers: dict, locks: dict
     problems = []
     missing = [lb for lb in lbs if not lb_states[lb]]
     if missing:
-        problems.append("no rollout state for %s on %s: set the LBs up with fleet.rollout.haproxy or "
-                        "fleet.rollout.nginx" % (service["name"], ", ".join(missing)))
+        problems.append("no rollout state for %s on %s: unreachable or unreadable (see above), or not set up with "
+                        "fleet.rollout.haproxy or fleet.rollout.nginx" % (service["name"], ", ".join(missing)))
     states = [lb_states[lb] for lb in lbs if lb_states[lb]]
     actives = sorted({str(state.get("active_pool")) for state in states})
     lb_types = sorted({str(state.get("lb")) for state in states})

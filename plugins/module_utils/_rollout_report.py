@@ -37,9 +37,13 @@ def release_changes(history) -> list[tuple[float, str]]:
     """(when, version) of each release that went live in a slot, oldest first, from the release role's history."""
     changes = []
     for entry in history or []:
-        when = _epoch(entry.get("time")) if isinstance(entry, dict) else None
-        if when is not None and entry.get("version"):
-            changes.append((when, str(entry["version"])))
+        if not isinstance(entry, dict):
+            continue
+        when = _epoch(entry.get("time"))
+        # A release that failed its gate names the release it tried; the host went back to "from".
+        version = entry.get("from") if entry.get("outcome") == "failed" else entry.get("version")
+        if when is not None and version:
+            changes.append((when, str(version)))
     return sorted(changes)
 
 

@@ -153,7 +153,7 @@ def test_status_after_the_run_shows_every_host_on_the_release(good, service):
     assert {row["lbs"][lb]["weight"] for row in status.data["hosts"] for lb in LBS} == {full}
     last = status.data["history"][-1]
     assert (last["strategy"], last["version"], last["outcome"]) == ("canary", "2.0.0", "promoted")
-    assert any(line.split()[2:5] == ["canary", "2.0.0", "promoted"] for line in status.data["table"])
+    assert any(line.split()[3:6] == ["canary", "2.0.0", "promoted"] for line in status.data["table"])
 
 
 def test_the_run_report_counts_what_users_got_per_version_with_the_steps(good, service):

@@ -73,15 +73,13 @@ def test_survey_questions_are_documented_variables_with_valid_answers(templates,
             assert question["variable"] in role_variables or question["variable"] in PLAYBOOK_VARIABLES, where
             assert question["question_name"] and isinstance(question["required"], bool), where
             documented = role_variables.get(question["variable"], {})
+            # AWX sends a default as an extra var, which would override the inventory's value: none.
+            assert "default" not in question or question["required"], where
             if question["type"] in ("integer", "float"):
                 assert documented.get("type") in ("int", "float", "raw"), where
-                assert question["min"] <= question["default"] <= question["max"], where
-                if "default" in documented:
-                    assert float(documented["default"]) == float(question["default"]), where
-            if question["type"] == "multiplechoice":
-                assert question["default"] in question["choices"], where
-                if documented.get("choices"):
-                    assert set(question["choices"]) <= set(documented["choices"]), where
+                assert question["min"] <= question["max"], where
+            if question["type"] == "multiplechoice" and documented.get("choices"):
+                assert set(question["choices"]) <= set(documented["choices"]), where
         variables = [q["variable"] for q in spec]
         if template["playbook"] == "playbooks/deploy.yml":
             assert variables[:2] == ["rollout_version", "rollout_service"] and spec[0]["required"] is True, name

@@ -18,8 +18,12 @@ def bucket(t, by_server, errors=0):
 
 
 def test_release_changes_and_version_at():
-    changes = release_changes(HISTORY_APP1 + [{"time": "not a time", "version": "x"}, {"version": "y"}])
+    changes = release_changes(HISTORY_APP1 + [{"time": "not a time", "version": "x"}, {"version": "y"}, "junk"])
     assert changes == [(T0, "1.0.0"), (T0 + 10, "2.0.0")]
+    # A release that failed its gate: the host is back on the one it came from.
+    failed = release_changes(HISTORY_APP1 + [{"time": "2026-11-30T00:53:40Z", "version": "2.0.1-bad", "from": "2.0.0",
+                                              "outcome": "failed"}])
+    assert version_at(failed, T0 + 25) == "2.0.0"
     assert version_at(changes, T0 - 1) == "unknown"
     assert version_at(changes, T0 + 9.9) == "1.0.0"
     assert version_at(changes, T0 + 10) == "2.0.0"
