@@ -24,9 +24,13 @@ MAINTENANCE = "maintenance"
 
 def haproxy_records(lines, service: str) -> list[dict]:
     """Records of ``fe_<service>`` from HAProxy's JSON log lines (other lines are skipped)."""
+    return list(iter_haproxy_records(lines, service))
+
+
+def iter_haproxy_records(lines, service: str):
+    """``haproxy_records`` one at a time, for logs too long to hold (``lines`` may be a stream)."""
     frontend = "fe_%s" % service
     prefix = "be_%s_" % service
-    records = []
     for line in lines:
         entry = _json(line)
         if entry is None or entry.get("frontend") != frontend:
@@ -37,7 +41,7 @@ def haproxy_records(lines, service: str) -> list[dict]:
         server = None if server in (None, "", "<NOSRV>") else server
         seconds = max(_int(entry.get("ta")) or 0, 0) / 1000.0
         status = _int(entry.get("status"))
-        records.append({
+        yield {
             "ts": float(entry["ts"]),
             "status": status,
             "route": route,
@@ -47,14 +51,17 @@ def haproxy_records(lines, service: str) -> list[dict]:
             "user": _user(entry.get("user")),
             "method": str(entry.get("method", "")),
             "path": _path(entry.get("uri")),
-        })
-    return records
+        }
 
 
 def nginx_records(lines, service: str) -> list[dict]:
     """Records of ``service`` from the nginx role's JSON access log lines."""
+    return list(iter_nginx_records(lines, service))
+
+
+def iter_nginx_records(lines, service: str):
+    """``nginx_records`` one at a time, for logs too long to hold (``lines`` may be a stream)."""
     prefix = "fleet_%s_" % service
-    records = []
     for line in lines:
         entry = _json(line)
         if entry is None or entry.get("service", service) != service:
@@ -66,7 +73,7 @@ def nginx_records(lines, service: str) -> list[dict]:
         server = upstream.rsplit(",", maxsplit=1)[-1].strip()
         if ":" not in server:
             server = None
-        records.append({
+        yield {
             "ts": float(entry["ts"]),
             "id": str(entry.get("id", "")),
             "status": _int(entry.get("status")),
@@ -78,8 +85,7 @@ def nginx_records(lines, service: str) -> list[dict]:
             "user": _user(entry.get("user")),
             "method": str(entry.get("method", "")),
             "path": _path(entry.get("uri")),
-        })
-    return records
+        }
 
 
 def nginx_attempts(upstreams: str, statuses: str, times: str) -> list[tuple]:
@@ -304,6 +310,26 @@ def wait_for_window(service: str, since: float, until: float | None, settle: flo
     if until + settle > now:
         time.sleep(until + settle - now)
     return until
+
+
+def stream_haproxy_journal(unit: str, since: float, journalctl: str = "journalctl"):
+    """``read_haproxy_journal`` one line at a time (a long window of a busy LB does not fit in memory);
+    OSError at the end when journalctl failed."""
+    subprocess.run([journalctl, "--sync"], capture_output=True, check=False)
+    command = [journalctl, "--unit", unit, "--output", "cat", "--no-pager", "--quiet", "--since", "@%d" % int(since - 1)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace") as process:
+        for line in process.stdout:
+            yield line.rstrip("\n")
+        error = process.stderr.read()
+    if process.returncode != 0:
+        raise OSError("%s failed: %s" % (" ".join(command), error.strip()))
+
+
+def stream_file_lines(path: str):
+    """A file's lines one at a time."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            yield line.rstrip("\n")
 
 
 def read_file_lines(path: str) -> list[str]:

@@ -87,6 +87,13 @@ options:
     type: list
     elements: str
     default: []
+  timeline_only:
+    description:
+      - Return only RV(timeline), RV(since), RV(until) and RV(log_lines_dropped), reading the log line by line - for a
+        long window (a whole rollout, for its report) on a busy LB, whose records would not fit in memory. Needs
+        O(timeline_interval).
+    type: bool
+    default: false
   settle:
     description:
       - Seconds to wait before reading, so that the last requests of the window are written (the journal takes a
@@ -124,37 +131,37 @@ EXAMPLES = r"""
 RETURN = r"""
 requests:
   description: Requests of the service answered in the window.
-  returned: always
+  returned: unless O(timeline_only)
   type: int
   sample: 1200
 by_route:
   description: Answers per route, a pool name or V(maintenance).
-  returned: always
+  returned: unless O(timeline_only)
   type: dict
   sample: {main: 1100, maintenance: 100}
 by_status:
   description: Answers per HTTP status.
-  returned: always
+  returned: unless O(timeline_only)
   type: dict
   sample: {"200": 1100, "503": 100}
 by_server:
   description: Answers per server (HAProxy server name, or the address nginx reached).
-  returned: always
+  returned: unless O(timeline_only)
   type: dict
 failed_answers:
   description: Answers with a 5xx status other than the maintenance page.
-  returned: always
+  returned: unless O(timeline_only)
   type: int
 maintenance:
   description: C(answers), the maintenance page's count, and C(max_seconds), the slowest of them.
-  returned: always
+  returned: unless O(timeline_only)
   type: dict
   sample: {answers: 100, max_seconds: 0.0}
 unserved:
   description:
     - Requests no running app served (the maintenance page, or an error with no server) - C(answers), C(first) and
       C(last) (epoch seconds, null when none) and C(seconds) from the first to the end of the last.
-  returned: always
+  returned: unless O(timeline_only)
   type: dict
   sample: {answers: 100, first: 1795000000.1, last: 1795000004.3, seconds: 4.2}
 since:
@@ -169,13 +176,13 @@ groups:
   description:
     - For each group of O(groups) - C(requests) (tries of its servers), C(errors) and C(latencies) (seconds of
       each successful try).
-  returned: always
+  returned: unless O(timeline_only)
   type: dict
   sample: {canary: {requests: 120, errors: 0, latencies: [0.004, 0.005]}, baseline: {requests: 1100, errors: 0,
            latencies: [0.004]}}
 users:
   description: With O(by_user), per route and user id - C(requests), C(errors) and C(conversions); null without.
-  returned: always
+  returned: unless O(timeline_only)
   type: dict
   sample: {a: {"user-1": {requests: 4, errors: 0, conversions: 1}}, b: {"user-2": {requests: 2, errors: 0, conversions: 0}}}
 timeline:
@@ -204,8 +211,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient
 from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
-    group_samples, haproxy_dropped_logs, haproxy_records, nginx_addresses, nginx_records, read_file_lines,
-    read_haproxy_journal, summarize, timeline, user_samples, wait_for_window,
+    group_samples, haproxy_dropped_logs, haproxy_records, iter_haproxy_records, iter_nginx_records, nginx_addresses,
+    nginx_records, read_file_lines, read_haproxy_journal, stream_file_lines, stream_haproxy_journal, summarize, timeline,
+    user_samples, wait_for_window,
 )
 
 
@@ -225,6 +233,7 @@ def main():
             by_user=dict(type="bool", default=False),
             timeline_interval=dict(type="float", default=0.0),
             timeline_servers=dict(type="list", elements="str", default=[]),
+            timeline_only=dict(type="bool", default=False),
             goal=dict(type="dict", options=dict(method=dict(type="str", default="GET"),
                                                 path=dict(type="str", required=True))),
         ),
@@ -236,10 +245,14 @@ def main():
         if not isinstance(servers, list) or not all(isinstance(server, str) for server in servers):
             module.fail_json(msg="groups.%s: expected a list of server names, got %r" % (name, servers))
         groups[name] = servers
+    if p["timeline_only"] and not p["timeline_interval"]:
+        module.fail_json(msg="timeline_only needs timeline_interval (seconds per bucket)")
     try:
         until = wait_for_window(p["service"], p["since"], p["until"], p["settle"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    if p["timeline_only"]:
+        module.exit_json(changed=False, since=p["since"], until=until, **_timeline_only(module, until))
     dropped = None
     try:
         if p["lb"] == "haproxy":
@@ -257,16 +270,38 @@ def main():
     users = user_samples(records, p["since"], until, p["goal"]) if p["by_user"] else None
     buckets = None
     if p["timeline_interval"]:
-        names = {}
-        if p["lb"] == "nginx":
-            names = {address: server for server, found in nginx_addresses(p["timeline_servers"]).items()
-                     for address in found}
         try:
-            buckets = timeline(records, p["since"], until, p["timeline_interval"], names)
+            buckets = timeline(records, p["since"], until, p["timeline_interval"], _timeline_names(p))
         except ValueError as exc:
             module.fail_json(msg=str(exc))
     module.exit_json(changed=False, log_lines_dropped=dropped, groups=samples, users=users, timeline=buckets,
                      **summarize(records, p["since"], until))
+
+
+def _timeline_names(p) -> dict:
+    if p["lb"] != "nginx":
+        return {}
+    return {address: server for server, found in nginx_addresses(p["timeline_servers"]).items() for address in found}
+
+
+def _timeline_only(module, until: float) -> dict:
+    """The timeline alone, the log read as a stream: a whole rollout's log of a busy LB never sits in memory."""
+    p = module.params
+    try:
+        if p["lb"] == "haproxy":
+            journalctl = module.get_bin_path("journalctl", required=True)
+            records = iter_haproxy_records(stream_haproxy_journal(p["haproxy_unit"], p["since"], journalctl),
+                                           p["service"])
+            buckets = timeline(records, p["since"], until, p["timeline_interval"])
+            dropped = haproxy_dropped_logs(RuntimeClient(p["socket"], p["timeout"]))
+        else:
+            path = os.path.join(p["nginx_log_dir"], "fleet-%s.access.json" % p["service"])
+            records = iter_nginx_records(stream_file_lines(path), p["service"])
+            buckets = timeline(records, p["since"], until, p["timeline_interval"], _timeline_names(p))
+            dropped = None
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    return {"timeline": buckets, "log_lines_dropped": dropped}
 
 
 if __name__ == "__main__":
