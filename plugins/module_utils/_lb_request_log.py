@@ -276,12 +276,7 @@ def read_haproxy_journal(unit: str, since: float, journalctl: str = "journalctl"
     began), the window's end is left to the records' own ``ts``. ``--sync`` first makes journald
     store what it has been sent.
     """
-    subprocess.run([journalctl, "--sync"], capture_output=True, check=False)
-    command = [journalctl, "--unit", unit, "--output", "cat", "--no-pager", "--quiet", "--since", "@%d" % int(since - 1)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise OSError("%s failed: %s" % (" ".join(command), result.stderr.strip()))
-    return result.stdout.splitlines()
+    return list(stream_haproxy_journal(unit, since, journalctl))
 
 
 def haproxy_dropped_logs(client) -> int | None:
@@ -333,8 +328,7 @@ def stream_file_lines(path: str):
 
 
 def read_file_lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        return handle.read().splitlines()
+    return list(stream_file_lines(path))
 
 
 def _json(line):

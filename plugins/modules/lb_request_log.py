@@ -211,9 +211,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import RuntimeClient
 from ansible_collections.fleet.rollout.plugins.module_utils._lb_request_log import (
-    group_samples, haproxy_dropped_logs, haproxy_records, iter_haproxy_records, iter_nginx_records, nginx_addresses,
-    nginx_records, read_file_lines, read_haproxy_journal, stream_file_lines, stream_haproxy_journal, summarize, timeline,
-    user_samples, wait_for_window,
+    group_samples, haproxy_dropped_logs, iter_haproxy_records, iter_nginx_records, nginx_addresses, stream_file_lines,
+    stream_haproxy_journal, summarize, timeline, user_samples, wait_for_window,
 )
 
 
@@ -253,15 +252,10 @@ def main():
         module.fail_json(msg=str(exc))
     if p["timeline_only"]:
         module.exit_json(changed=False, since=p["since"], until=until, **_timeline_only(module, until))
-    dropped = None
     try:
-        if p["lb"] == "haproxy":
-            journalctl = module.get_bin_path("journalctl", required=True)
-            records = haproxy_records(read_haproxy_journal(p["haproxy_unit"], p["since"], journalctl), p["service"])
-            dropped = haproxy_dropped_logs(RuntimeClient(p["socket"], p["timeout"]))
-        else:
-            path = os.path.join(p["nginx_log_dir"], "fleet-%s.access.json" % p["service"])
-            records = nginx_records(read_file_lines(path), p["service"])
+        records = list(_records(module))
+        dropped = _dropped(p)
+        if p["lb"] == "nginx":
             addresses = nginx_addresses(server for servers in groups.values() for server in servers)
             groups = {name: [a for server in servers for a in addresses[server]] for name, servers in groups.items()}
         samples = group_samples(records, groups, p["since"], until)
@@ -284,21 +278,27 @@ def _timeline_names(p) -> dict:
     return {address: server for server, found in nginx_addresses(p["timeline_servers"]).items() for address in found}
 
 
+def _records(module):
+    """The service's records of the LB's log, read line by line."""
+    p = module.params
+    if p["lb"] == "haproxy":
+        journalctl = module.get_bin_path("journalctl", required=True)
+        return iter_haproxy_records(stream_haproxy_journal(p["haproxy_unit"], p["since"], journalctl), p["service"])
+    path = os.path.join(p["nginx_log_dir"], "fleet-%s.access.json" % p["service"])
+    return iter_nginx_records(stream_file_lines(path), p["service"])
+
+
+def _dropped(p):
+    return haproxy_dropped_logs(RuntimeClient(p["socket"], p["timeout"])) if p["lb"] == "haproxy" else None
+
+
 def _timeline_only(module, until: float) -> dict:
-    """The timeline alone, the log read as a stream: a whole rollout's log of a busy LB never sits in memory."""
+    """The timeline alone, the records counted as they are read: a whole rollout's log of a busy LB never sits in
+    memory."""
     p = module.params
     try:
-        if p["lb"] == "haproxy":
-            journalctl = module.get_bin_path("journalctl", required=True)
-            records = iter_haproxy_records(stream_haproxy_journal(p["haproxy_unit"], p["since"], journalctl),
-                                           p["service"])
-            buckets = timeline(records, p["since"], until, p["timeline_interval"])
-            dropped = haproxy_dropped_logs(RuntimeClient(p["socket"], p["timeout"]))
-        else:
-            path = os.path.join(p["nginx_log_dir"], "fleet-%s.access.json" % p["service"])
-            records = iter_nginx_records(stream_file_lines(path), p["service"])
-            buckets = timeline(records, p["since"], until, p["timeline_interval"], _timeline_names(p))
-            dropped = None
+        buckets = timeline(_records(module), p["since"], until, p["timeline_interval"], _timeline_names(p))
+        dropped = _dropped(p)
     except (OSError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     return {"timeline": buckets, "log_lines_dropped": dropped}
