@@ -146,6 +146,9 @@ def env() -> dict:
         "FLEET_ARTIFACTS": result.get("FLEET_ARTIFACTS") or os.path.join(PROJECT, "build", "artifacts"),
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_NOCOLOR": "1",
+        # The shell's directory, where a run writes its report (rollout-reports/): the project, where the
+        # playbooks run, whichever directory pytest was started from.
+        "PWD": PROJECT,
     })
     return result
 
@@ -204,10 +207,11 @@ def docker(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: float = 60.0,
-                      slow_share: int = 1, tail_s: float = 3.0, during=None, during_after_s: float = 15.0,
+                      slow_share: int = 1, slow_s: float = 2.0, tail_s: float = 3.0, during=None,
+                      during_after_s: float = 15.0,
                       probe_args: tuple = ()) -> Run:
-    """Run ``fleet.rollout.<strategy>`` for ``service`` while the probe sends ``rate`` requests/s through
-    both LBs (1 in 20 of them a 2 s request, when ``slow_share`` is 1) and the LBs are sampled; the probe
+    """Run ``fleet.rollout.<strategy>`` (or the playbook file ``strategy``) for ``service`` while the probe sends ``rate`` requests/s through
+    both LBs (1 in 20 of them a ``slow_s`` request, when ``slow_share`` is 1) and the LBs are sampled; the probe
     keeps going ``tail_s`` seconds after the run, to see what is served afterwards. ``during`` (a
     callable) runs ``during_after_s`` seconds into the run; what it returns is ``Run.during``.
     ``probe_args`` go to the probe as they are (simulated users, for example)."""
@@ -217,7 +221,7 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
     out, stop = "/tmp/probe-%s.jsonl" % token, "/tmp/probe-%s.stop" % token
     requests = ["--request", "GET / %d" % (20 - slow_share)]
     if slow_share:
-        requests += ["--request", "GET /slow?s=2 %d" % slow_share]
+        requests += ["--request", "GET /slow?s=%g %d" % (slow_s, slow_share)]
     probe = subprocess.Popen(
         ["docker", "exec", client, "python3", PROBE, "run", "--rate", str(rate), "--duration", "1500",
          "--timeout", "15", "--out", out, "--stop-file", stop]
@@ -239,7 +243,9 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
             side_thread = threading.Thread(target=side_run, daemon=True)
             side_thread.start()
         started = time.time()
-        result = playbook("fleet.rollout.%s" % strategy, dict(service.extra_vars, **extra_vars),
+        # A playbook of the collection by its short name, or a playbook file of the project.
+        name = strategy if strategy.endswith(".yml") else "fleet.rollout.%s" % strategy
+        result = playbook(name, dict(service.extra_vars, **extra_vars),
                           "-e", "@" + os.path.join(PROJECT, "molecule", "resources", service.vars_file))
         ended = time.time()
         if side_thread is not None:

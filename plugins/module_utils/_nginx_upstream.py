@@ -15,6 +15,7 @@ import ipaddress
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from decimal import Decimal, InvalidOperation
@@ -469,6 +470,96 @@ def wait_new_generation(master: int, old: set[int], timeout: float, poll_interva
         time.sleep(poll_interval)
 
 
+def shutting_down(master: int) -> set[int]:
+    """Workers of ``master`` left from an earlier reload, still finishing their requests."""
+    return {pid for pid in worker_pids(master) if _cmdline(pid).startswith(SHUTTING_DOWN)}
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets ``pid`` holds; PermissionError when /proc does not show them (root without
+    CAP_SYS_PTRACE, as in some containers)."""
+    inodes = set()
+    try:
+        entries = os.listdir("/proc/%d/fd" % pid)
+    except FileNotFoundError:
+        return inodes
+    for entry in entries:
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, entry))
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def _proc_net_address(hex_address: str) -> str:
+    """'0100007F:1F90' (/proc/net/tcp) -> '127.0.0.1:8080'; IPv6 as '[::1]:8080'."""
+    host, port = hex_address.split(":")
+    raw = bytes.fromhex(host)
+    # The kernel prints each 32-bit word in host (little-endian) order.
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    ip = ipaddress.ip_address(raw)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ("[%s]:%d" if ip.version == 6 else "%s:%d") % (ip, int(port, 16))
+
+
+def upstream_connections(pids: set[int], servers: dict[str, str]) -> dict[str, int] | None:
+    """Open TCP connections of the worker processes ``pids`` to each upstream server; None when /proc
+    does not show the workers' sockets.
+
+    ``servers`` maps "ip:port" to the name to count under (the address as the
+    configuration gives it). nginx has no runtime API: this is what its old
+    workers still hold, read from /proc, so a drain can say what is left.
+    """
+    counts = {name: 0 for name in servers.values()}
+    inodes: set[str] = set()
+    try:
+        for pid in pids:
+            inodes |= _socket_inodes(pid)
+    except PermissionError:
+        return None
+    if not inodes or not pids:
+        return counts
+    some = next(iter(pids))
+    for table in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (some, table), encoding="ascii") as handle:
+                lines = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # fields: sl local remote state ... uid timeout inode; state 0A is LISTEN
+            if len(fields) < 10 or fields[9] not in inodes or fields[3] == "0A":
+                continue
+            name = servers.get(_proc_net_address(fields[2]))
+            if name is not None:
+                counts[name] += 1
+    return counts
+
+
+def resolve_servers(addresses: list[str]) -> dict[str, str]:
+    """{"ip:port": address} for upstream server addresses ("host:port", "ip:port", "[v6]:port", "unix:...")."""
+    resolved = {}
+    for address in addresses:
+        if address.startswith("unix:"):
+            continue
+        host, port = address.rpartition(":")[::2]
+        if not host or not port.isdigit():
+            host, port = address, "80"
+        host = host.strip("[]")
+        try:
+            infos = socket.getaddrinfo(host, int(port), proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            continue
+        for info in infos:
+            ip = ipaddress.ip_address(info[4][0].split("%")[0])
+            resolved[("[%s]:%d" if ip.version == 6 else "%s:%d") % (ip, int(port))] = address
+    return resolved
+
+
 def wait_exited(master: int, old: set[int], timeout: float, poll_interval: float = POLL_INTERVAL) -> set[int]:
     """Wait until the ``old`` workers have exited; returns those still running at the timeout."""
     deadline = time.monotonic() + timeout
@@ -505,13 +596,18 @@ def _reload(argv: list[str], master: int, old: set[int], timeout: float) -> str 
 
 def apply(path: str, content: str | None, binary: str = "nginx", config: str = "/etc/nginx/nginx.conf",
           prefix: str | None = None, pid_file: str = "/run/nginx.pid", validate: bool = True, reload: bool = True,
-          wait_workers: bool = False, worker_timeout: float = 60.0, check_mode: bool = False,
+          wait_workers: bool = False, worker_timeout: float = 60.0, on_timeout: str = "fail",
+          servers: list[str] | None = None, check_mode: bool = False,
           reload_timeout: float = RELOAD_CONFIRM_TIMEOUT) -> dict:
     """Bring ``path`` to ``content`` (None: remove it) and make nginx use it; the module's whole job.
 
-    Unchanged content runs no nginx command. Raises NginxApplyError with the
-    result to return; when validation or the reload fails the previous file is
-    back in place (and nginx reloaded with it) before the error is raised.
+    Unchanged content runs no nginx command; with ``wait_workers`` it waits
+    for the workers an earlier reload left shutting down, so a drain can be
+    started by one call and waited for, in rounds, by the next ones.
+    ``servers`` (upstream addresses) are what ``connections_left`` counts.
+    Raises NginxApplyError with the result to return; when validation or the
+    reload fails the previous file is back in place (and nginx reloaded with
+    it) before the error is raised.
     """
     before = read_text(path)
     result = {
@@ -520,11 +616,21 @@ def apply(path: str, content: str | None, binary: str = "nginx", config: str = "
         "reloaded": False,
         "old_workers": 0,
         "workers_exited_seconds": None,
+        "workers_left": None,
+        "connections_left": None,
         "applied_at": None,
         "warnings": [],
         "diff": {"before": before or "", "after": content or "", "before_header": path, "after_header": path},
     }
-    if not result["changed"] or check_mode:
+    if check_mode:
+        return result
+    if not result["changed"]:
+        master = read_master_pid(pid_file) if wait_workers and reload else None
+        if master is not None:
+            old = shutting_down(master)
+            result["old_workers"] = len(old)
+            _wait_old_workers(result, master, old, time.monotonic(), worker_timeout, on_timeout, servers or [],
+                              "of waiting")
         return result
     unchanged = dict(result, changed=False)
 
@@ -568,11 +674,20 @@ def apply(path: str, content: str | None, binary: str = "nginx", config: str = "
     result["applied_at"] = applied_at
 
     if wait_workers:
-        left = wait_exited(master, old, worker_timeout)
-        if left:
-            raise NginxApplyError(
-                "%d of %d old nginx worker processes still running %ss after the reload (they are finishing requests "
-                "in flight); the new configuration is active. Raise worker_timeout, or bound the drain with nginx's "
-                "worker_shutdown_timeout." % (len(left), len(old), worker_timeout), result)
-        result["workers_exited_seconds"] = round(time.monotonic() - started, 3)
+        _wait_old_workers(result, master, old, started, worker_timeout, on_timeout, servers or [], "after the reload")
     return result
+
+
+def _wait_old_workers(result: dict, master: int, old: set[int], started: float, timeout: float, on_timeout: str,
+                      servers: list[str], since: str) -> None:
+    left = wait_exited(master, old, timeout)
+    result["workers_left"] = len(left)
+    result["connections_left"] = (upstream_connections(left, resolve_servers(servers)) if left
+                                  else {address: 0 for address in servers})
+    if not left:
+        result["workers_exited_seconds"] = round(time.monotonic() - started, 3)
+    elif on_timeout == "fail":
+        raise NginxApplyError(
+            "%d of %d old nginx worker processes still running %ss %s (they are finishing requests in flight); the "
+            "new configuration is active. Raise worker_timeout, or bound the drain with nginx's "
+            "worker_shutdown_timeout." % (len(left), len(old), timeout, since), result)

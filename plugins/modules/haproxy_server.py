@@ -73,8 +73,10 @@ options:
     description:
       - V(fail) leaves the servers as they are (drained, still finishing sessions) and fails the task.
       - V(force) puts the servers that are still busy into maintenance and shuts their sessions down.
+      - V(report) leaves them as they are and returns without failing; each server's RV(servers[].drained) and
+        C(after.sessions) say what is left, so a drain can be waited for in rounds that report progress.
     type: str
-    choices: [fail, force]
+    choices: [fail, force, report]
     default: fail
   health_checks:
     description:
@@ -116,6 +118,17 @@ EXAMPLES = r"""
     drain_timeout: 120
   delegate_to: "{{ item }}"
   loop: "{{ groups['lb'] }}"
+
+- name: Wait for the same drain in rounds of 10 s, each one saying how many sessions are left
+  fleet.rollout.haproxy_server:
+    servers: [app1, app2]
+    state: drain
+    drain_timeout: 10
+    on_timeout: report
+  register: drain
+  until: drain.servers | rejectattr('drained') | length == 0
+  retries: 12
+  delay: 0
 
 - name: Put one server back, at half its configured weight (slow start)
   fleet.rollout.haproxy_server:
@@ -199,7 +212,7 @@ def main():
             drain_timeout=dict(type="float", default=300.0),
             poll_interval=dict(type="float", default=1.0),
             drained_polls=dict(type="int", default=2),
-            on_timeout=dict(type="str", choices=["fail", "force"], default="fail"),
+            on_timeout=dict(type="str", choices=["fail", "force", "report"], default="fail"),
             persist=dict(type="bool", default=True),
             state_file=dict(type="path", default="/var/lib/haproxy/server-state"),
             health_checks=dict(type="bool"),

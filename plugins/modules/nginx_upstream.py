@@ -208,14 +208,24 @@ options:
     description:
       - After the reload, wait until the old worker processes have exited, that is until every request that was in
         flight at the reload has finished.
+      - When the file is already as asked (no reload), wait for the worker processes an earlier reload left
+        shutting down. A drain can so be started by one task and waited for by the next ones, in rounds that
+        report what is left (O(on_timeout=report)).
     type: bool
     default: false
   worker_timeout:
     description:
-      - Seconds to wait with O(wait_workers) before failing. The new configuration stays active when the wait
-        times out; nginx's own C(worker_shutdown_timeout) bounds how long old workers live.
+      - Seconds to wait with O(wait_workers) before O(on_timeout) applies. The new configuration stays active when
+        the wait times out; nginx's own C(worker_shutdown_timeout) bounds how long old workers live.
     type: float
     default: 60
+  on_timeout:
+    description:
+      - What a O(wait_workers) timeout does. V(fail) fails the task.
+      - V(report) returns without failing; RV(workers_left) and RV(connections_left) say what is still in flight.
+    type: str
+    choices: [fail, report]
+    default: fail
 notes:
   - Failed validation or reload leaves the previous file in place, so the result then has C(changed=false).
   - The file starts with a comment saying that this module manages it. Identical input always renders the same
@@ -280,6 +290,22 @@ EXAMPLES = r"""
     wait_workers: true
     worker_timeout: 120
 
+- name: The same drain, waited for in rounds of 10 s that say what is still in flight
+  fleet.rollout.nginx_upstream:
+    path: /etc/nginx/conf.d/shop-upstreams.conf
+    upstreams:
+      - name: shop
+        servers:
+          - {address: "10.0.0.11:8080", down: true}
+          - {address: "10.0.0.12:8080"}
+    wait_workers: true
+    worker_timeout: 10
+    on_timeout: report
+  register: drain
+  until: drain.workers_left == 0
+  retries: 12
+  delay: 0
+
 - name: Remove the service's upstreams once nothing refers to them
   fleet.rollout.nginx_upstream:
     path: /etc/nginx/conf.d/shop-upstreams.conf
@@ -297,17 +323,37 @@ reloaded:
   returned: always
   type: bool
 old_workers:
-  description: Number of worker processes of the generation before the reload; V(0) when there was no reload.
+  description:
+    - Number of worker processes of the generation before the reload.
+    - Without a reload, with O(wait_workers), the number of workers still shutting down from an earlier reload;
+      otherwise V(0).
   returned: always
   type: int
   sample: 4
 workers_exited_seconds:
   description:
-    - Seconds from the reload until every old worker process had exited.
-    - Null when O(wait_workers) is off or there was no reload.
+    - Seconds from the reload (without a reload, from the start of the wait) until every old worker process had
+      exited.
+    - Null when O(wait_workers) is off, there was nothing to wait for, or the wait timed out.
   returned: always
   type: float
   sample: 1.532
+workers_left:
+  description:
+    - Old worker processes still running when the wait ended (V(0) once they all exited).
+    - Null when O(wait_workers) is off or there was nothing to wait for.
+  returned: always
+  type: int
+  sample: 1
+connections_left:
+  description:
+    - Open connections of those old workers to each upstream server, by its address as given in O(upstreams)
+      (requests still in flight to it). Read from C(/proc), since nginx has no runtime API.
+    - Null when O(wait_workers) is off, there was nothing to wait for, or C(/proc) does not show the workers'
+      sockets (root without C(CAP_SYS_PTRACE), as in some containers).
+  returned: always
+  type: dict
+  sample: {"10.0.0.11:8080": 2, "10.0.0.12:8080": 0}
 applied_at:
   description:
     - When the reload was sent (epoch seconds, the LB host's clock). Old workers stop accepting connections
@@ -390,6 +436,7 @@ def main():
             reload=dict(type="bool", default=True),
             wait_workers=dict(type="bool", default=False),
             worker_timeout=dict(type="float", default=60.0),
+            on_timeout=dict(type="str", choices=["fail", "report"], default="fail"),
             nginx_binary=dict(type="str", default="nginx"),
             nginx_config=dict(type="path", default="/etc/nginx/nginx.conf"),
             nginx_prefix=dict(type="path"),
@@ -421,7 +468,9 @@ def main():
             p["path"], render(**routing) if p["state"] == "present" else None,
             binary=p["nginx_binary"], config=p["nginx_config"], prefix=p["nginx_prefix"], pid_file=p["pid_file"],
             validate=p["validate"], reload=p["reload"], wait_workers=p["wait_workers"],
-            worker_timeout=p["worker_timeout"], check_mode=module.check_mode,
+            worker_timeout=p["worker_timeout"], on_timeout=p["on_timeout"],
+            servers=[server["address"] for upstream in p["upstreams"] for server in upstream["servers"]],
+            check_mode=module.check_mode,
         )
     except NginxApplyError as exc:
         module.fail_json(msg=str(exc), **_for_module(module, exc.result))

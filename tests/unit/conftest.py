@@ -118,15 +118,20 @@ def run_module(monkeypatch):
 
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    # Collected here, not through ansible's global warnings: once controller code (a filter test) is
+    # imported, those go to the display instead.
+    warned: list[str] = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, warning: warned.append(warning))
 
     def run(main, args, check_mode=False, diff=False):
         full = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+        warned.clear()
         with patch_module_args(full):
             try:
                 main()
             except ModuleExit as done:
                 # Results must survive the JSON trip back to the controller.
-                return json.loads(json.dumps(done.result))
+                return json.loads(json.dumps(dict(done.result, warnings=list(warned)) if warned else done.result))
         raise AssertionError("module returned without exit_json or fail_json")
 
     return run

@@ -1,11 +1,13 @@
 """fleet.rollout.ramped under live traffic, behind HAProxy and behind nginx.
 
 Each run is ``ansible-playbook fleet.rollout.ramped`` as a user types it, while the probe sends 60
-requests/s (1 in 20 of them a 2 s request) through both LBs and every LB is sampled; the asserts read
+requests/s (1 in 20 of them a long one) through both LBs and every LB is sampled; the asserts read
 the probe's records, the samples, the playbook's output and the hosts.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -33,10 +35,13 @@ def second_rollout(service):
 # One rollout per LB kind, each with its own batch shape: behind HAProxy two hosts at a time with a slow
 # start (runtime weights), behind nginx one host at a time (a reload per drain) while a second operator tries
 # to start the same rollout; the bad release runs behind nginx (HAProxy's failed batch is in test_ramped_guards).
+# Both report a drain's progress every half second; the long requests (1 in 20) last 5 s, so those in flight
+# at a drain outlive its first round and show in it.
 RUNS = {
     "haproxy": {"ramped_batches": "50%", "ramped_max_unavailable": 2, "ramped_slow_start": [50],
-                "ramped_slow_start_interval": 2},
-    "nginx": {"ramped_batches": 1, "ramped_max_unavailable": 1, "rollout_owner": "alice@first-terminal"},
+                "ramped_slow_start_interval": 2, "lb_drain_progress_interval": 0.5},
+    "nginx": {"ramped_batches": 1, "ramped_max_unavailable": 1, "rollout_owner": "alice@first-terminal",
+              "lb_drain_progress_interval": 0.5},
 }
 
 
@@ -45,7 +50,7 @@ def rollout(service):
     reset_app("1.0.0")
     second = second_rollout(service) if "rollout_owner" in RUNS[service.lb] else None
     return run_under_traffic(service, "ramped", dict(STRICT_GATE, rollout_version="2.0.0", **RUNS[service.lb]),
-                             during=second)
+                             during=second, slow_s=5)
 
 
 def only_behind(service, lb: str) -> None:
@@ -127,14 +132,43 @@ def test_long_requests_in_flight_at_a_drain_complete(rollout):
     for lb in LBS:
         starts = drain_starts(run, lb)
         for r in run.records:
-            # A 2 s request through this LB that its server was serving when the LB began to drain it.
+            # A long request through this LB that its server was serving when the LB began to drain it.
             if r["path"].startswith("/slow") and r["target"].startswith("http://%s:" % lb) \
                     and r["host"] in starts and r["t"] < starts[r["host"]] < r["t"] + r["dur"]:
                 overlapping.append(r)
     slow = sorted({(r["target"], r["host"]) for r in run.records if r["path"].startswith("/slow")})
-    assert overlapping, "no 2 s request was in flight on a server when it was drained; drains %s; slow ones on %s" % (
+    assert overlapping, "no long request was in flight on a server when it was drained; drains %s; slow ones on %s" % (
         {lb: drain_starts(run, lb) for lb in LBS}, slow)
     assert all(r["status"] == 200 and r["dur"] >= 2.0 for r in overlapping), overlapping[:3]
+
+
+PROGRESS = re.compile(r"(\w+): draining for (\d+) s \(up to [0-9.]+ s\); still in flight: (.*?)'")
+
+
+def test_a_drain_with_requests_in_flight_says_what_is_left(rollout, service):
+    # The debug lines as the operator reads them (the YAML callback folds long ones).
+    lines = PROGRESS.findall(re.sub(r"\s+", " ", rollout.output))
+    assert lines, "no drain progress in the output"
+    assert {name for name, _, _ in lines} == {service.name}
+    for _, _, left in lines:
+        for per_lb in left.split("; "):
+            lb, _, what = per_lb.partition(": ")
+            assert lb in LBS, left
+            counts = dict((name, int(count)) for name, count in
+                          (item.rsplit(" ", 1) for item in what.split(", ")))
+            if service.lb == "haproxy":
+                # Sessions still open on servers of the batch being drained (0 on one whose last poll just saw
+                # it empty: an UP server counts as drained after two empty polls in a row).
+                assert counts and all(re.fullmatch(r"be_%s_main/fleet-app[1-4]" % service.name, name) and n >= 0
+                                      for name, n in counts.items()), left
+            else:
+                # nginx: old workers still running, and their connections to the drained server (from /proc).
+                assert counts.pop("old nginx workers") >= 1, left
+                assert all(re.fullmatch(r"fleet-app[1-4]:8080", name) and n >= 1 for name, n in counts.items()), left
+    if service.lb == "haproxy":
+        assert any(re.search(r"fleet-app[1-4] [1-9]", left) for _, _, left in lines), "no line counted a session"
+    else:
+        assert any(":8080" in left for _, _, left in lines), "no line counted a connection to a server"
 
 
 def test_a_second_rollout_during_the_first_is_refused_with_the_owner(rollout, service):

@@ -82,6 +82,31 @@ def test_drain_timeout_fail_leaves_server_draining(lab, run_module, get_url):
     assert lab.servers()["be_shop/a"]["srv_admin_state"] == "8"
 
 
+def test_drain_in_rounds_reports_the_sessions_left_then_the_drain(lab, run_module, get_url):
+    lab.cli("set server be_shop/b state maint")
+    thread, result = background_get(get_url, lab.url + "/slow?s=2")
+    wait_sessions(lab, "be_shop/a")
+    params = args(lab, servers=["be_shop/a"], state="drain", drain_timeout=0.5, on_timeout="report")
+    first = run_module(haproxy_server.main, params)
+    assert first.get("failed") is not True and first["changed"] is True
+    entry = first["servers"][0]
+    assert entry["drained"] is False and entry["drain_seconds"] is None and entry["forced"] is False
+    assert entry["after"]["admin_state"] == "drain" and entry["after"]["sessions"] == 1
+    rounds = [first]
+    while rounds[-1]["servers"][0]["drained"] is False and len(rounds) < 20:
+        rounds.append(run_module(haproxy_server.main, params))
+    thread.join(10)
+    assert result["answer"][0] == 200  # never cut: the request finished on its own
+    assert 3 <= len(rounds) <= 8, [r["servers"][0]["after"]["sessions"] for r in rounds]
+    last = rounds[-1]["servers"][0]
+    assert last["drained"] is True and last["after"]["sessions"] == 0 and rounds[-1]["changed"] is False
+    # Each round ended with the session still open, but for the one whose last poll saw it just gone (an UP
+    # server needs two empty polls in a row to count as drained).
+    assert all(r["servers"][0]["after"]["sessions"] == 1 for r in rounds[:-2])
+    assert rounds[-2]["servers"][0]["after"]["sessions"] in (0, 1)
+    assert lab.servers()["be_shop/a"]["srv_admin_state"] == "8"
+
+
 def test_drain_timeout_force_cuts_sessions_and_sets_maint(lab, run_module, get_url):
     lab.cli("set server be_shop/b state maint")
     thread, result = background_get(get_url, lab.url + "/slow?s=5")

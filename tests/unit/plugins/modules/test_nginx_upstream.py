@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-from ansible.module_utils.common.warnings import get_warning_messages
 
 from ansible_collections.fleet.rollout.plugins.modules import nginx_upstream
 
@@ -61,7 +60,7 @@ def test_first_install_before_nginx_starts_warns(nginx_lab, run_module, apps):
     out = run_module(nginx_upstream.main, nginx_lab.module_args(**routing(apps["old"])))
     assert out["changed"] is True and out["reloaded"] is False and out["old_workers"] == 0
     assert "diff" not in out
-    assert any("nginx is not running" in message and nginx_lab.pid_file in message for message in get_warning_messages())
+    assert any("nginx is not running" in message and nginx_lab.pid_file in message for message in out["warnings"])
     assert read(nginx_lab.routing_file).startswith("# Managed by fleet.rollout.nginx_upstream")
 
 
@@ -156,6 +155,32 @@ def test_drain_timeout_fails_clearly_but_the_new_config_is_active(lab, run_modul
     assert addr(apps["new"]) in read(lab.routing_file)
     thread.join(10)
     assert answer["status"] == 200
+
+
+def test_drain_in_rounds_reports_what_is_left_then_the_drain(lab, run_module, apps):
+    thread, answer = background_get(lab, "/slow?s=2")
+    time.sleep(0.4)
+    target = routing(apps["new"])
+    target["upstreams"][0]["servers"].append({"address": addr(apps["old"]), "down": True})
+    started = lab.module_args(on_timeout="report", **target)
+    first = run_module(nginx_upstream.main, started)  # marks 1.0.0 down and reloads, without waiting
+    assert first["changed"] is True and first["reloaded"] is True and first["workers_left"] is None
+    rounds = []
+    while not rounds or rounds[-1]["workers_left"]:
+        rounds.append(run_module(nginx_upstream.main, dict(started, wait_workers=True, worker_timeout=0.5)))
+        assert len(rounds) < 20
+    thread.join(10)
+    assert answer["status"] == 200
+    assert all(r["changed"] is False and r["reloaded"] is False and r.get("failed") is not True for r in rounds)
+    assert 3 <= len(rounds) <= 6, [r["workers_left"] for r in rounds]
+    # The old worker still holds the slow request's connection to 1.0.0, and none to 2.0.0.
+    assert all(r["old_workers"] == 1 and r["workers_left"] == 1 for r in rounds[:-1])
+    assert all(r["connections_left"] == {addr(apps["new"]): 0, addr(apps["old"]): 1} for r in rounds[:-1])
+    assert rounds[-1]["workers_left"] == 0 and rounds[-1]["workers_exited_seconds"] is not None
+    assert rounds[-1]["connections_left"] == {addr(apps["new"]): 0, addr(apps["old"]): 0}
+    # Nothing left shutting down: the next wait has nothing to wait for.
+    again = run_module(nginx_upstream.main, dict(started, wait_workers=True, worker_timeout=0.5))
+    assert again["old_workers"] == 0 and again["workers_left"] == 0
 
 
 def test_state_absent_removes_the_file(lab, run_module, apps):
