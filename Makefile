@@ -143,11 +143,15 @@ smoke: bootstrap artifacts collection-links ## the smoke scenario alone
 	@python3 $(ROOT)/scripts/junit_summary.py --label smoke $(REPORTS)/molecule-smoke.xml
 
 # --- benchmarks ---------------------------------------------------------------
-.PHONY: bench bench-lb
-bench: bench-lb ## every benchmark
+.PHONY: bench bench-lb bench-strategies
+bench: bench-lb bench-strategies ## every benchmark; the tables go to bench/results.md and docs/benchmarks.md
 
 bench-lb: bootstrap-nodocker collection-links ## 50 servers drained+readied: haproxy_server vs community.general.haproxy
 	cd $(ROOT) && python3 bench/bench_lb.py --servers 50 --out $(BUILD)/bench-lb.json
+
+# BENCH_ARGS, e.g. "--only canary --lbs nginx --skip-scaling", runs a part.
+bench-strategies: bootstrap artifacts collection-links lab-up ## each strategy's rollout and rollback under 100 req/s, the peer rolling update, ramped over 4/8/16 hosts
+	cd $(ROOT) && python3 bench/bench_strategies.py --out bench/results.json $(BENCH_ARGS)
 
 # --- the lab ----------------------------------------------------------------
 .PHONY: lab-up lab-down demo

@@ -34,13 +34,15 @@ def _size(spec, total: int, name: str, minimum: int) -> tuple[int, bool]:
 
 
 def rollout_batches(hosts, batches=1, max_unavailable=None, total=None, name="batches",
-                    max_unavailable_name="max_unavailable") -> list[list[str]]:
+                    max_unavailable_name="max_unavailable", serving=None) -> list[list[str]]:
     """Split ``hosts`` (in order) into batches.
 
     ``batches`` is what ``serial`` takes: a count, a percentage, or a list of them whose last entry
     repeats until every host has its batch. Percentages are of ``total`` (the whole fleet, so a rerun
     that skips finished hosts keeps its batch sizes), rounded down but at least 1. ``max_unavailable``
     (a count or percentage) caps every batch, since a batch is out of rotation while it is updated.
+    ``serving`` are the hosts users reach (the active pool's): a batch never takes all of them out at
+    once when there are two or more; the last of them then waits for the next batch.
     """
     hosts = list(hosts)
     total = len(hosts) if total is None else int(total)
@@ -56,14 +58,18 @@ def rollout_batches(hosts, batches=1, max_unavailable=None, total=None, name="ba
     if max_unavailable is not None and max_unavailable != "":
         cap, _percent = _size(max_unavailable, total, max_unavailable_name, 1)
         cap = max(cap, 1)
+    serving = set(serving or [])
     plan: list[list[str]] = []
-    position = 0
-    while position < len(hosts):
+    queue = hosts
+    while queue:
         size = sizes[min(len(plan), len(sizes) - 1)]
         if cap is not None:
             size = min(size, cap)
-        plan.append(hosts[position:position + size])
-        position += size
+        batch = queue[:size]
+        if len(serving) > 1 and serving <= set(batch):
+            batch.remove([host for host in batch if host in serving][-1])
+        plan.append(batch)
+        queue = [host for host in queue if host not in batch]
     return plan
 
 

@@ -62,6 +62,16 @@ def probe():
 
 
 @pytest.fixture(scope="session")
+def bench_metrics():
+    return load_tool("metrics", "bench/metrics.py")
+
+
+@pytest.fixture(scope="session")
+def bench_table():
+    return load_tool("bench_table", "bench/bench_table.py")
+
+
+@pytest.fixture(scope="session")
 def shadow_relay():
     return load_tool("fleet_shadow_relay", "roles/shadow/files/fleet_shadow_relay.py")
 

@@ -69,3 +69,17 @@ def test_budget(spec, total, budget):
 def test_bad_budget(spec):
     with pytest.raises(AnsibleFilterError, match="ramped_failure_budget"):
         rollout_budget(spec, 10, name="ramped_failure_budget")
+
+
+def test_a_batch_never_takes_every_serving_host_out():
+    hosts = ["app1", "app2", "app3", "app4"]
+    # After an A/B promotion or a blue/green flip users reach app3 and app4 only: two at a time would take both
+    # out at once, so app4 waits for the next batch.
+    assert rollout_batches(hosts, 2, serving=["app3", "app4"]) == [["app1", "app2"], ["app3"], ["app4"]]
+    # One pool of four at 100 %: all but one, then that one.
+    assert rollout_batches(hosts, "100%", serving=hosts) == [["app1", "app2", "app3"], ["app4"]]
+    # Batches that leave a serving host in rotation are kept as they are.
+    assert rollout_batches(hosts, 2, serving=hosts) == [["app1", "app2"], ["app3", "app4"]]
+    assert rollout_batches(hosts, 2, serving=["app1", "app3"]) == [["app1", "app2"], ["app3", "app4"]]
+    # A single serving host cannot stay in rotation while it is updated: nothing to hold back.
+    assert rollout_batches(["app1", "app2"], 2, serving=["app1"]) == [["app1", "app2"]]

@@ -1,0 +1,347 @@
+"""Strategy benchmark: every strategy's rollout and rollback on the lab fleet, under the same load.
+
+    python bench/bench_strategies.py [--rate 100] [--lbs haproxy,nginx] [--only ramped,canary]
+                                     [--skip-peer] [--skip-scaling] [--out bench/results.json]
+
+On the lab fleet (`make lab-up`: two LB hosts running HAProxy and nginx, four
+app hosts, a client), with the probe sending --rate requests/s through both
+LB hosts (1 in 20 a 2 s request, 1,000 users told apart by X-User-Id) for the
+whole of each run, it runs for each strategy and LB kind:
+
+  rollout   1.0.0 -> 2.0.0 with the strategy (playbook as a user runs it)
+  rollback  back to 1.0.0: fleet.rollout.rollback for blue/green and shadow
+            (a flip back), the same strategy for recreate and ramped,
+            fleet.rollout.ramped for canary and A/B (1.0.0 is still installed)
+
+and measures, from the probe's records and the LB hosts:
+
+  requests sent and failed (no answer or 5xx), downtime (the longest run of
+  failed requests, first start to last end), wall times, the switch window
+  (first 2.0.0 answer to last 1.0.0 answer: how long users saw both), the
+  time until no user gets 2.0.0 any more after a rollback starts, the hosts
+  that served users beyond those serving before, the share of users who got
+  a 2.0.0 answer before the decision (canary: last verdict; blue/green and
+  shadow: the flip; A/B: promotion), LB reloads (new worker generations of
+  haproxy and nginx, sampled from /proc every 0.1 s).
+
+In the same run: the peer baseline (bench/peer_rolling.yml, the rolling
+update of Ansible's examples: serial + community.general.haproxy disable /
+enable), and the scaling of a ramped rollout over 4, 8 and 16 app hosts
+(batches of 25 %, twelve more containers from bench/scale.yml, no traffic), with the
+orchestration overhead per host (wall time minus drain, restart and health
+gate time, from the profile_tasks callback). Writes --out (JSON) and the
+Markdown table next to it (.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "molecule", "resources"))
+
+from labtest import LAB_INVENTORY, lab_hosts  # noqa: E402  pylint: disable=wrong-import-position
+from rollout_run import Service, docker, env, reset_app, run_under_traffic  # noqa: E402  pylint: disable=wrong-import-position
+
+from metrics import downtime, exposed_share, switch_window, task_times  # noqa: E402  pylint: disable=wrong-import-position
+
+# run_under_traffic reads vars files relative to molecule/resources.
+VARS = "../../bench/lab.vars.yml"
+SCALE_VARS = "../../bench/scale.vars.yml"
+SCALE_INVENTORY = os.path.join(ROOT, "bench", "scale.yml")
+# Users keep their cookies, as browsers do (a sticky split keeps each user on a side with one).
+USERS = ("--users", "1000", "--user-header", "X-User-Id", "--cookie-jar")
+CANARY = {"canary_steps": [10, 50], "canary_interval": 10, "canary_min_samples": 20}
+AB = {"ab_test_split": {"a": 50, "b": 50}, "ab_test_versions": {"b": "2.0.0"}, "ab_test_name": "bench",
+      "ab_test_winner": "b", "bench_ab_window": 15}
+
+# Runs on an LB host: the PIDs of every haproxy and nginx worker seen, every 0.1 s, until the stop file.
+RELOADS = r"""
+import json, os, sys, time
+stop = sys.argv[1]
+seen = {"haproxy": set(), "nginx": set()}
+first = None
+def procs():
+    found = {}
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            stat = open("/proc/%s/stat" % e).read()
+            cmd = open("/proc/%s/cmdline" % e, "rb").read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        found[int(e)] = (int(stat[stat.rfind(")") + 2:].split()[1]), cmd)
+    return found
+while not os.path.exists(stop):
+    now = {"haproxy": set(), "nginx": set()}
+    table = procs()
+    for pid, (ppid, cmd) in table.items():
+        parent = table.get(ppid, (0, ""))[1]
+        if cmd.startswith("nginx: worker process"):
+            now["nginx"].add(pid)
+        elif "haproxy" in cmd.split(" ")[0] and "haproxy" in parent.split(" ")[0]:
+            now["haproxy"].add(pid)
+    if first is None:
+        first = {k: len(v) for k, v in now.items()}
+    for k in seen:
+        seen[k] |= now[k]
+    time.sleep(0.1)
+print(json.dumps({"first": first, "seen": {k: len(v) for k, v in seen.items()}}))
+"""
+
+
+@dataclass
+class Case:
+    strategy: str
+    service: Service
+    rollout: str
+    rollout_vars: dict
+    rollback: str
+    rollback_vars: dict
+    decision: str  # verdict, flip, marker or none
+    group: str = "app"  # the inventory group of the pool users reach before the rollout
+
+
+def cases(lbs: list[str]) -> list[Case]:
+    svc = {
+        ("haproxy", "inplace"): Service("haproxy", "web", 80, VARS), ("nginx", "inplace"): Service("nginx", "store", 81, VARS),
+        ("haproxy", "bg"): Service("haproxy", "shop", 82, VARS), ("nginx", "bg"): Service("nginx", "cart", 83, VARS),
+        ("haproxy", "ab"): Service("haproxy", "exp", 84, VARS), ("nginx", "ab"): Service("nginx", "expn", 85, VARS),
+        ("nginx", "shadow"): Service("nginx", "orders", 86, VARS),
+    }
+    # Two hosts per batch wherever fleet.rollout.ramped runs (ramped, canary's promotion, the rollbacks).
+    new, old = {"rollout_version": "2.0.0", "ramped_batches": 2}, {"rollout_version": "1.0.0", "ramped_batches": 2}
+    found = []
+    for lb in lbs:
+        found += [
+            Case("recreate", svc[lb, "inplace"], "recreate", new, "recreate", old, "none"),
+            Case("ramped", svc[lb, "inplace"], "ramped", new, "ramped", old, "none"),
+            Case("blue_green", svc[lb, "bg"], "blue_green", dict(new, blue_green_verify_seconds=5), "rollback", {},
+                 "flip", "blue"),
+            Case("canary", svc[lb, "inplace"], "canary", dict(new, **CANARY), "ramped", old, "verdict"),
+            Case("canary_sticky", svc[lb, "inplace"], "canary", dict(new, canary_sticky=True, **CANARY), "ramped", old,
+                 "verdict"),
+            Case("ab_test", svc[lb, "ab"], "bench/ab_rollout.yml", dict(AB, ramped_batches=2), "ramped", old,
+                 "marker", "blue"),
+        ]
+        if lb == "nginx":
+            found.append(Case("shadow", svc[lb, "shadow"], "shadow",
+                              dict(new, shadow_duration=12, shadow_then="blue_green", blue_green_verify_seconds=5),
+                              "rollback", {}, "flip", "blue"))
+    return found
+
+
+def reload_sampler():
+    """Start the reload sampler on every LB host; the returned function stops it and gives the reloads."""
+    token = "/tmp/bench-reloads-%d.stop" % os.getpid()
+    procs = {lb: subprocess.Popen(["docker", "exec", lb, "python3", "-c", RELOADS, token],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for lb in lab_hosts("lb")}
+    time.sleep(0.5)
+
+    def stop() -> dict[str, int]:
+        total = {"haproxy": 0, "nginx": 0}
+        for lb, proc in procs.items():
+            docker("exec", lb, "touch", token)
+            out = proc.communicate(timeout=30)[0]
+            docker("exec", lb, "rm", "-f", token)
+            data = json.loads(out.strip().splitlines()[-1])
+            for kind in total:
+                per_generation = max(data["first"][kind], 1)
+                total[kind] += round((data["seen"][kind] - data["first"][kind]) / per_generation)
+        return total
+    return stop
+
+
+def state_event(service: Service) -> dict:
+    text = docker("exec", lab_hosts("lb")[0], "cat", "/var/lib/fleet-rollout/%s/state.json" % service.name).stdout
+    history = json.loads(text).get("history") or [{}]
+    return history[-1]
+
+
+def decision_time(case: Case, run, event: dict) -> float | None:
+    if case.decision == "verdict":
+        judged = [step.get("judged") for step in event.get("steps") or [] if isinstance(step, dict)]
+        judged = [float(t) for t in judged if isinstance(t, (int, float))]
+        return max(judged) if judged else None
+    if case.decision == "flip":
+        flipped = event.get("flipped_at")
+        times = list(flipped.values()) if isinstance(flipped, dict) else [flipped]
+        times = [float(t) for t in times if isinstance(t, (int, float))]
+        return min(times) if times else None
+    if case.decision == "marker":
+        found = re.search(r"bench decision at ([0-9.]+)", run.output)
+        return float(found.group(1)) if found else None
+    return None
+
+
+def measure(run, reloads: dict, lb: str) -> dict:
+    return {
+        "rc": run.rc,
+        "sent": len(run.records),
+        "failed": len(run.failed),
+        "downtime_s": downtime(run.records),
+        "wall_s": round(run.seconds, 1),
+        "reloads": reloads[lb],
+        "versions": {v: sum(1 for r in run.records if (r["version"] or "-") == v)
+                     for v in sorted({r["version"] or "-" for r in run.records})},
+    }
+
+
+def live_versions() -> set[str]:
+    """The version each app host runs (main slot), read from the hosts."""
+    found = set()
+    for app in lab_hosts("app"):
+        text = docker("exec", app, "cat", "/opt/sample-app/release-state.json").stdout
+        try:
+            found.add(json.loads(text)["slots"]["main"]["version"])
+        except (ValueError, KeyError):
+            found.add(None)
+    return found
+
+
+def run_case(case: Case, rate: float) -> dict:
+    if live_versions() != {"1.0.0"}:
+        reset_app("1.0.0")
+    lb = case.service.lb
+    stop = reload_sampler()
+    rollout = run_under_traffic(case.service, case.rollout, case.rollout_vars, rate=rate, probe_args=USERS)
+    out = {"strategy": case.strategy, "lb": lb, "service": case.service.name,
+           "rollout": measure(rollout, stop(), lb)}
+    event = state_event(case.service)
+    # Hosts that answered users during the run beyond the pool that served them before it.
+    out["extra_hosts"] = len({r["host"] for r in rollout.records if r["host"]} - set(lab_hosts(case.group)))
+    out["switch_window_s"] = switch_window(rollout.records, "1.0.0", "2.0.0")
+    decided = decision_time(case, rollout, event)
+    out["decision"] = case.decision
+    out["exposed_before_decision_pct"] = exposed_share(rollout.records, decided, "2.0.0") if decided else None
+    if rollout.rc != 0:
+        out["error"] = rollout.output[-2000:]
+        return out
+    stop = reload_sampler()
+    back = run_under_traffic(case.service, case.rollback, case.rollback_vars, rate=rate, probe_args=USERS)
+    out["rollback"] = measure(back, stop(), lb)
+    out["rollback"]["playbook"] = case.rollback
+    last_new = max((r["t"] for r in back.records if r["version"] == "2.0.0"), default=None)
+    out["rollback"]["users_on_new_until_s"] = round(max(0.0, last_new - back.started), 1) if last_new else 0.0
+    if back.rc != 0:
+        out["rollback"]["error"] = back.output[-2000:]
+    return out
+
+
+def playbook_timed(name: str, inventories: list[str], extra: dict, profile: bool = False, vars_file: str = ""):
+    command = ["ansible-playbook", name]
+    for inventory in inventories:
+        command += ["-i", inventory]
+    command += ["-e", json.dumps(extra)] + (["-e", "@" + vars_file] if vars_file else [])
+    environ = env()
+    environ["ANSIBLE_FORKS"] = "16"
+    if profile:
+        environ.update({"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+                        "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all", "PROFILE_TASKS_SORT_ORDER": "none"})
+    started = time.time()
+    done = subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=1800, check=False)
+    return done, time.time() - started
+
+
+def peer_baseline(rate: float) -> dict:
+    """Ansible's rolling-update example (serial 1, community.general.haproxy) on service web, same load."""
+    reset_app("1.0.0")
+    web = Service("haproxy", "web", 80, VARS)
+    stop = reload_sampler()
+    run = run_under_traffic(web, "bench/peer_rolling.yml", {"peer_version": "2.0.0"}, rate=rate,
+                            probe_args=USERS)
+    return dict(measure(run, stop(), "haproxy"), playbook="bench/peer_rolling.yml")
+
+
+def scaling(sizes=(4, 8, 16)) -> list[dict]:
+    """Ramped wall time (batches of 25 %) over 4, 8 and 16 app hosts, and the overhead per host; without
+    traffic, so drains are short and the overhead is the orchestration's own."""
+    inventories = [LAB_INVENTORY, SCALE_INVENTORY]
+    for name in ("playbooks/lab_up.yml", "bench/scale_stack.yml"):
+        done = playbook_timed(name, inventories, {})[0]
+        if done.returncode != 0:
+            raise SystemExit("%s with the scale hosts failed:\n%s" % (name, done.stdout[-3000:]))
+    rows = []
+    try:
+        for size in sizes:
+            extra = {"lab_lb": "haproxy", "rollout_service": "s%d" % size, "rollout_app_group": "scale%d" % size,
+                     "rollout_version": "2.0.0", "ramped_batches": "25%", "ramped_max_unavailable": "25%"}
+            run, wall = playbook_timed("fleet.rollout.ramped", inventories, extra, profile=True,
+                                       vars_file="bench/scale.vars.yml")
+            times = task_times(run.stdout)
+            overhead = wall - sum(times.values())
+            rows.append({"hosts": size, "rc": run.returncode, "wall_s": round(wall, 1), **{k + "_s": v for k, v in times.items()},
+                         "overhead_s": round(overhead, 1), "overhead_per_host_s": round(overhead / size, 2)})
+            if run.returncode != 0:
+                rows[-1]["error"] = run.stdout[-2000:]
+    finally:
+        docker("rm", "-f", *[h for h in group_hosts(inventories, "scale16") if h not in lab_hosts("app")])
+    return rows
+
+
+def group_hosts(inventories: list[str], group: str) -> list[str]:
+    command = ["ansible-inventory", "--list"]
+    for inventory in inventories:
+        command += ["-i", inventory]
+    data = json.loads(subprocess.run(command, capture_output=True, text=True, env=env(), check=True).stdout)
+    return list(data.get(group, {}).get("hosts", []))
+
+
+def machine() -> str:
+    cores = os.cpu_count()
+    return "%s, %d cores, Python %s" % (platform.platform(), cores, platform.python_version())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--lbs", default="haproxy,nginx")
+    parser.add_argument("--only", default="", help="comma-separated strategies (default: all)")
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--lb-results", default=os.path.join(ROOT, "build", "bench-lb.json"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
+    args = parser.parse_args()
+    started = time.time()
+    done = subprocess.run(["ansible-playbook", "-i", LAB_INVENTORY, "bench/stack.yml"], cwd=ROOT, env=env(),
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit("bench/stack.yml failed:\n" + done.stdout[-3000:])
+    only = {s for s in args.only.split(",") if s}
+    results = {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+               "rate": args.rate, "strategies": []}
+    for case in cases(args.lbs.split(",")):
+        if only and case.strategy not in only:
+            continue
+        row = run_case(case, args.rate)
+        results["strategies"].append(row)
+        print(json.dumps(row, sort_keys=True), flush=True)
+    if not args.skip_peer:
+        results["peer"] = peer_baseline(args.rate)
+        print(json.dumps(results["peer"], sort_keys=True), flush=True)
+    if not args.skip_scaling:
+        results["scaling"] = scaling()
+        print(json.dumps(results["scaling"], sort_keys=True), flush=True)
+    if os.path.exists(args.lb_results):
+        with open(args.lb_results, encoding="utf-8") as handle:
+            results["lb_operations"] = json.load(handle)
+    results["bench_seconds"] = round(time.time() - started)
+    with open(args.out, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench_table.py"), args.out], check=True)
+    return 0 if all(row["rollout"]["rc"] == 0 and row.get("rollback", {}).get("rc", 1) == 0
+                    for row in results["strategies"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The Markdown tables of a strategy benchmark's results (bench/bench_strategies.py).
+
+    python bench/bench_table.py bench/results.json [--docs docs/benchmarks.md]
+
+Writes <results>.md next to the JSON and puts the same tables in --docs
+between the lines "<!-- bench:strategies -->" and "<!-- /bench:strategies -->".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+BEGIN, END = "<!-- bench:strategies -->", "<!-- /bench:strategies -->"
+
+
+def _num(value, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        value = round(value, digits)
+    return "%s%s" % (format(value, ",") if isinstance(value, int) else value, unit)
+
+
+def _rollback_name(row: dict) -> str:
+    playbook = row.get("rollback", {}).get("playbook", "")
+    return "flip back" if playbook == "rollback" else playbook
+
+
+def tables(results: dict) -> str:
+    lines = [
+        "Lab fleet: 2 LB hosts, 4 app hosts (containers), probe at %s requests/s through both LB hosts, "
+        "1 in 20 a 2 s request, 1,000 users. Machine: %s; %s; the whole run took %s s."
+        % (_num(int(results["rate"])), results["machine"], results["when"], _num(results.get("bench_seconds"))),
+        "",
+        "| strategy | LB | sent | failed | downtime | rollout | switch window | exposed before decision "
+        "| extra hosts | LB reloads | rollback | rollback sent / failed | back on 1.0.0 after | rollback reloads |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|",
+    ]
+    for row in results["strategies"]:
+        out, back = row["rollout"], row.get("rollback") or {}
+        exposed = row.get("exposed_before_decision_pct")
+        exposed_text = "n/a (no decision point)" if row.get("decision") == "none" else _num(exposed, " %")
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |" % (
+            row["strategy"], row["lb"], _num(out["sent"]), _num(out["failed"]), _num(out["downtime_s"], " s", 2),
+            _num(out["wall_s"], " s"), _num(row.get("switch_window_s"), " s"), exposed_text,
+            _num(row.get("extra_hosts")), _num(out.get("reloads")), _rollback_name(row), _num(back.get("sent")),
+            _num(back.get("failed")), _num(back.get("users_on_new_until_s"), " s"), _num(back.get("reloads"))))
+        if out.get("rc") or back.get("rc"):
+            lines.append("| | | *run failed: rollout rc %s, rollback rc %s* | | | | | | | | | | | |"
+                         % (out.get("rc"), back.get("rc", "-")))
+    peer = results.get("peer")
+    ours = next((row for row in results["strategies"] if row["strategy"] == "ramped" and row["lb"] == "haproxy"), None)
+    if peer:
+        lines += [
+            "",
+            "**Peer baseline** - the rolling update of Ansible's examples (`serial: 1`, `community.general.haproxy` "
+            "disable / enable around the same install), same fleet, same load, service web (HAProxy):",
+            "",
+            "| | sent | failed | downtime | wall time | LB reloads |",
+            "|---|--:|--:|--:|--:|--:|",
+            "| peer: `bench/peer_rolling.yml` | %s | %s | %s | %s | %s |" % (
+                _num(peer["sent"]), _num(peer["failed"]), _num(peer["downtime_s"], " s", 2), _num(peer["wall_s"], " s"),
+                _num(peer.get("reloads"))),
+        ]
+        if ours:
+            out = ours["rollout"]
+            lines.append("| ours: `fleet.rollout.ramped` | %s | %s | %s | %s | %s |" % (
+                _num(out["sent"]), _num(out["failed"]), _num(out["downtime_s"], " s", 2), _num(out["wall_s"], " s"),
+                _num(out.get("reloads"))))
+    scale = results.get("scaling")
+    if scale:
+        lines += [
+            "",
+            "**Scaling** - `fleet.rollout.ramped` in batches of 25 %, no traffic, HAProxy (times from profile_tasks):",
+            "",
+            "| app hosts | wall time | drain | restart | health gates | overhead | overhead per host |",
+            "|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        for row in scale:
+            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                row["hosts"], _num(row["wall_s"], " s"), _num(row.get("drain_s"), " s"), _num(row.get("restart_s"), " s"),
+                _num(row.get("gate_s"), " s"), _num(row.get("overhead_s"), " s"), _num(row.get("overhead_per_host_s"), " s", 2)))
+    lbops = results.get("lb_operations")
+    if lbops:
+        lines += [
+            "",
+            "**LB operations** (`make bench-lb`): drain + ready of %s servers, `fleet.rollout.haproxy_server` %s s vs "
+            "`community.general.haproxy` %s s: **%s×**." % (lbops.get("servers"), lbops.get("ours_seconds"),
+                                                            lbops.get("peer_seconds"), lbops.get("ratio")),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results")
+    parser.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    args = parser.parse_args()
+    with open(args.results, encoding="utf-8") as handle:
+        text = tables(json.load(handle))
+    with open(os.path.splitext(args.results)[0] + ".md", "w", encoding="utf-8") as handle:
+        handle.write(text)
+    if args.docs and os.path.exists(args.docs):
+        with open(args.docs, encoding="utf-8") as handle:
+            doc = handle.read()
+        if BEGIN in doc and END in doc:
+            head, rest = doc.split(BEGIN, 1)
+            doc = head + BEGIN + "\n" + text + END + rest.split(END, 1)[1]
+            with open(args.docs, "w", encoding="utf-8") as handle:
+                handle.write(doc)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

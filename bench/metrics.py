@@ -1,0 +1,57 @@
+"""What bench/bench_strategies.py computes from the probe's records and the playbooks' output: pure
+functions, unit-tested on their own."""
+
+from __future__ import annotations
+
+import re
+
+
+def downtime(records: list[dict]) -> float:
+    """The longest run of failed requests (in order of start, no success between): first start to last end."""
+    longest, run_start, run_end = 0.0, None, None
+    for r in sorted(records, key=lambda r: r["t"]):
+        if r["status"] is None or r["status"] >= 500:
+            run_start = r["t"] if run_start is None else run_start
+            run_end = max(run_end or 0.0, r["t"] + r["dur"])
+            longest = max(longest, run_end - run_start)
+        else:
+            run_start = run_end = None
+    return round(longest, 3)
+
+
+def switch_window(records: list[dict], old: str, new: str) -> float | None:
+    """How long users saw both releases: the first request answered by ``new`` to the last one answered by
+    ``old`` (by start); 0 when the switch was clean, None when one of them never answered."""
+    first_new = min((r["t"] for r in records if r["version"] == new), default=None)
+    last_old = max((r["t"] for r in records if r["version"] == old), default=None)
+    if first_new is None or last_old is None:
+        return None
+    return round(max(0.0, last_old - first_new), 3)
+
+
+def exposed_share(records: list[dict], until: float, new: str) -> float | None:
+    """Percent of the users seen before ``until`` who got at least one answer from ``new`` before it."""
+    users = {r["user"] for r in records if r["t"] < until and r["user"] is not None}
+    exposed = {r["user"] for r in records if r["t"] < until and r["version"] == new}
+    return round(100.0 * len(exposed) / len(users), 1) if users else None
+
+
+TASK_TIME = re.compile(r"^(.*?) -{3,} ([0-9.]+)s$")
+
+
+def task_times(output: str) -> dict[str, float]:
+    """Seconds per kind of step from profile_tasks' list (every task, in the order run)."""
+    kinds = {"drain": 0.0, "restart": 0.0, "gate": 0.0}
+    for line in output.splitlines():
+        found = TASK_TIME.match(line.strip())
+        if not found:
+            continue
+        name, seconds = found.group(1), float(found.group(2))
+        if "Stop new requests" in name or "requests in flight" in name or "Mark the servers down" in name \
+                or "old workers" in name:
+            kinds["drain"] += seconds
+        elif "Start or restart the service" in name:
+            kinds["restart"] += seconds
+        elif "answers healthy" in name or "sees the servers UP" in name or "reaches the servers' health" in name:
+            kinds["gate"] += seconds
+    return {k: round(v, 1) for k, v in kinds.items()}
