@@ -52,6 +52,8 @@ def tables(results: dict) -> str:
         if out.get("rc") or back.get("rc"):
             lines.append("| | | *run failed: rollout rc %s, rollback rc %s* | | | | | | | | | | | |"
                          % (out.get("rc"), back.get("rc", "-")))
+    for note in results.get("notes", []):
+        lines += ["", "*%s*" % note]
     peer = results.get("peer")
     ours = next((row for row in results["strategies"] if row["strategy"] == "ramped" and row["lb"] == "haproxy"), None)
     if peer:
