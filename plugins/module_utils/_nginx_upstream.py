@@ -493,6 +493,11 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
+def _endpoint(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> str:
+    """'10.0.0.1:8080', '[::1]:8080': how both /proc and the resolved upstream addresses are keyed."""
+    return ("[%s]:%d" if ip.version == 6 else "%s:%d") % (ip, port)
+
+
 def _proc_net_address(hex_address: str) -> str:
     """'0100007F:1F90' (/proc/net/tcp) -> '127.0.0.1:8080'; IPv6 as '[::1]:8080'."""
     host, port = hex_address.split(":")
@@ -502,7 +507,7 @@ def _proc_net_address(hex_address: str) -> str:
     ip = ipaddress.ip_address(raw)
     if ip.version == 6 and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    return ("[%s]:%d" if ip.version == 6 else "%s:%d") % (ip, int(port, 16))
+    return _endpoint(ip, int(port, 16))
 
 
 def upstream_connections(pids: set[int], servers: dict[str, str]) -> dict[str, int] | None:
@@ -555,8 +560,7 @@ def resolve_servers(addresses: list[str]) -> dict[str, str]:
         except (OSError, UnicodeError):
             continue
         for info in infos:
-            ip = ipaddress.ip_address(info[4][0].split("%")[0])
-            resolved[("[%s]:%d" if ip.version == 6 else "%s:%d") % (ip, int(port))] = address
+            resolved[_endpoint(ipaddress.ip_address(info[4][0].split("%")[0]), int(port))] = address
     return resolved
 
 
