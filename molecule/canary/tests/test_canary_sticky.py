@@ -100,14 +100,17 @@ def test_every_user_sees_one_version_for_the_whole_canary(sticky):
 
 def test_new_users_draw_the_canary_at_each_steps_share(sticky):
     """Users whose first request fell in a step drew the canary at about that step's share (binomial,
-    3.5 standard deviations and 2 points: it fails when the share is wrong, not by chance)."""
+    3.5 standard deviations and 2 points: it fails when the share is wrong, not by chance). A step's
+    users are those who came after its split was on every LB ('started') and before the next step began
+    changing the LBs ('routed'): in between, some LBs draw at one share and some at the other."""
     _lb, canary, event, _during, _end, _left, _waiting = sticky
-    starts = [step["started"] for step in event["steps"]] + [canary.ended]
+    windows = [(step["started"], after["routed"]) for step, after in zip(event["steps"], event["steps"][1:])]
+    windows.append((event["steps"][-1]["started"], canary.ended))
     first: dict[str, dict] = {}
     for record in sorted(canary.records, key=lambda r: r["t"]):
         first.setdefault(record["user"], record)
-    for index, step in enumerate(STEPS):
-        drawn = [r["version"] for r in first.values() if starts[index] <= r["t"] < starts[index + 1]]
+    for (start, end), step in zip(windows, STEPS):
+        drawn = [r["version"] for r in first.values() if start <= r["t"] < end]
         share, target = drawn.count("2.0.0") / len(drawn), step / 100.0
         print("step %d %%: %d new users, %.1f %% on the canary" % (step, len(drawn), 100 * share))
         assert len(drawn) >= 40

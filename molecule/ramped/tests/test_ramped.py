@@ -149,10 +149,10 @@ def test_a_drain_with_requests_in_flight_says_what_is_left(rollout, service):
     # The debug lines as the operator reads them (the YAML callback folds long ones).
     lines = PROGRESS.findall(re.sub(r"\s+", " ", rollout.output))
     assert lines, "no drain progress in the output"
-    assert {name for name, _, _ in lines} == {service.name}
-    for _, _, left in lines:
+    assert {line[0] for line in lines} == {service.name}
+    for _name, _seconds, left in lines:
         for per_lb in left.split("; "):
-            lb, _, what = per_lb.partition(": ")
+            lb, _sep, what = per_lb.partition(": ")
             assert lb in LBS, left
             counts = dict((name, int(count)) for name, count in
                           (item.rsplit(" ", 1) for item in what.split(", ")))
@@ -166,9 +166,9 @@ def test_a_drain_with_requests_in_flight_says_what_is_left(rollout, service):
                 assert counts.pop("old nginx workers") >= 1, left
                 assert all(re.fullmatch(r"fleet-app[1-4]:8080", name) and n >= 1 for name, n in counts.items()), left
     if service.lb == "haproxy":
-        assert any(re.search(r"fleet-app[1-4] [1-9]", left) for _, _, left in lines), "no line counted a session"
+        assert any(re.search(r"fleet-app[1-4] [1-9]", line[2]) for line in lines), "no line counted a session"
     else:
-        assert any(":8080" in left for _, _, left in lines), "no line counted a connection to a server"
+        assert any(":8080" in line[2] for line in lines), "no line counted a connection to a server"
 
 
 def test_a_second_rollout_during_the_first_is_refused_with_the_owner(rollout, service):
