@@ -26,15 +26,24 @@ def _num(value, unit: str = "", digits: int = 1) -> str:
 
 
 def _rollback_name(row: dict) -> str:
-    playbook = row.get("rollback", {}).get("playbook", "")
+    if "rollback" not in row:
+        return "- (none of its own)" if row["rollout"].get("rc") == 0 else "-"
+    playbook = row["rollback"].get("playbook", "")
     return "flip back" if playbook == "rollback" else playbook
+
+
+def _matrix(results: dict) -> str:
+    if results.get("matrix") == "each":
+        return "each strategy behind one LB kind (column LB), both kinds covered"
+    return "each strategy behind each LB kind"
 
 
 def tables(results: dict) -> str:
     lines = [
         "Lab fleet: 2 LB hosts, 4 app hosts (containers), probe at %s requests/s through both LB hosts, "
-        "1 in 20 a 2 s request, 1,000 users. Machine: %s; %s; the whole run took %s s."
-        % (_num(int(results["rate"])), results["machine"], results["when"], _num(results.get("bench_seconds"))),
+        "1 in 20 a 2 s request, 1,000 users; %s. Machine: %s; %s; the whole run took %s s."
+        % (_num(int(results["rate"])), _matrix(results), results["machine"], results["when"],
+           _num(results.get("bench_seconds"))),
         "",
         "| strategy | LB | sent | failed | downtime | rollout | switch window | exposed before decision "
         "| extra hosts | LB reloads | rollback | rollback sent / failed | back on 1.0.0 after | rollback reloads |",

@@ -65,12 +65,16 @@ def test_task_times_sum_each_kind_of_step(metrics):
 def test_the_table_shows_every_measure_and_the_doc_gets_it(table, tmp_path):
     results = {
         "machine": "Linux, 2 cores", "when": "2026-12-03 09:00:00 UTC", "rate": 100.0, "bench_seconds": 1500,
+        "matrix": "each",
         "strategies": [
             {"strategy": "blue_green", "lb": "haproxy", "decision": "flip", "exposed_before_decision_pct": 0.0,
              "extra_hosts": 2, "switch_window_s": 0.29,
              "rollout": {"rc": 0, "sent": 5162, "failed": 0, "downtime_s": 0.0, "wall_s": 46.6, "reloads": 0},
              "rollback": {"rc": 0, "sent": 2217, "failed": 0, "wall_s": 17.2, "reloads": 0, "playbook": "rollback",
                           "users_on_new_until_s": 6.2}},
+            {"strategy": "canary_sticky", "lb": "haproxy", "decision": "verdict", "exposed_before_decision_pct": 9.4,
+             "extra_hosts": 0, "switch_window_s": 140.2,
+             "rollout": {"rc": 0, "sent": 15383, "failed": 0, "downtime_s": 0.0, "wall_s": 148.9, "reloads": 0}},
             {"strategy": "recreate", "lb": "nginx", "decision": "none", "exposed_before_decision_pct": None,
              "extra_hosts": 0, "switch_window_s": 0.0,
              "rollout": {"rc": 0, "sent": 3000, "failed": 1400, "downtime_s": 23.9, "wall_s": 47.5, "reloads": 3},
@@ -90,6 +94,11 @@ def test_the_table_shows_every_measure_and_the_doc_gets_it(table, tmp_path):
         in text
     assert "| recreate | nginx | 3,000 | 1,400 | 23.9 s | 47.5 s | 0.0 s | n/a (no decision point) | 0 | 3 | recreate" in text
     assert "*run failed: rollout rc 0, rollback rc 2*" in text
+    # A run with no rollback of its own: nothing measured, nothing failed.
+    assert "| canary_sticky | haproxy | 15,383 | 0 | 0.0 s | 148.9 s | 140.2 s | 9.4 % | 0 | 0 | - (none of its own) " \
+        "| - / - | - | - |" in text
+    assert text.count("run failed") == 1
+    assert "each strategy behind one LB kind (column LB), both kinds covered" in text
     assert "| peer: `bench/peer_rolling.yml` | 6,000 | 12 | 0.02 s | 70.0 s | 0 |" in text
     assert "| 4 | 60.0 s | 2.0 s | 4.0 s | 8.0 s | 46.0 s | 11.5 s |" in text
     assert "**15.4×**" in text
