@@ -338,12 +338,13 @@ def main() -> int:
     args = parser.parse_args()
     started = time.time()
     # Each run starts from the first pool of every service: an earlier run's A/B promotion left pool b active,
-    # which a new A/B test of b refuses. Without a state file the LB roles start a service on its first pool;
-    # HAProxy's pool maps go too, since the role creates them from the state only when they are missing.
+    # which a new A/B test of b refuses. Without a state file and a routing file (HAProxy's maps, nginx's
+    # routing) the LB roles start a service on its first pool; with the routing alone, where it routes.
     services = sorted({case.service.name for case in matrix_cases(["haproxy", "nginx"])})
     for lb in lab_hosts("lb"):
         docker("exec", lb, "rm", "-f", *["/var/lib/fleet-rollout/%s/state.json" % name for name in services],
-               *["/etc/haproxy/maps/%s%s" % (name, suffix) for name in services for suffix in (".map", ".ab.map")])
+               *["/etc/haproxy/maps/%s%s" % (name, suffix) for name in services for suffix in (".map", ".ab.map")],
+               *["/etc/nginx/fleet/%s.routing.conf" % name for name in services])
     done = subprocess.run(["ansible-playbook", "-i", LAB_INVENTORY, "bench/stack.yml"], cwd=ROOT, env=env(),
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
