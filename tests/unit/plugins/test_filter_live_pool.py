@@ -12,8 +12,8 @@ from ansible_collections.fleet.rollout.plugins.filter.live_pool import live_pool
 from ansible_collections.fleet.rollout.plugins.filter.nginx_routing import nginx_routing
 from ansible_collections.fleet.rollout.plugins.module_utils import _haproxy_map, _nginx_upstream
 
-SERVICE = {"name": "shop-eu", "port": 80, "pools": [{"name": "blue", "group": "blue", "port": 8080},
-                                                     {"name": "green", "group": "green", "port": 8080}]}
+SERVICE = {"name": "shop-eu", "port": 80, "pools": [
+    {"name": "blue", "group": "blue", "port": 8080}, {"name": "green", "group": "green", "port": 8080}]}
 GROUPS = {"blue": ["app1", "app2"], "green": ["app3", "app4"]}
 HOSTVARS = {host: {} for hosts in GROUPS.values() for host in hosts}
 
@@ -36,8 +36,8 @@ def test_nginx_routing_names_its_active_pool(active):
 
 def test_nginx_routing_during_a_sticky_canary_or_an_ab_test_names_the_active_pool():
     sticky = nginx_text("green", sticky={"canary": ["app3"], "share": 20, "token": "t1"})
-    ab = nginx_text("blue", ab={"token": "exp1", "split": [{"variant": "blue", "percent": 50},
-                                                            {"variant": "green", "percent": 50}]})
+    split = [{"variant": "blue", "percent": 50}, {"variant": "green", "percent": 50}]
+    ab = nginx_text("blue", ab={"token": "exp1", "split": split})
     assert live_pool(sticky, "shop-eu", "nginx") == "green"
     assert live_pool(ab, "shop-eu", "nginx") == "blue"
 
