@@ -12,11 +12,12 @@ kinds covered (--matrix each, the default, which keeps the bench under 30
 minutes on 2 cores), or behind every kind of --lbs (--matrix full, ~45 min):
 
   rollout   1.0.0 -> 2.0.0 with the strategy (playbook as a user runs it)
-  rollback  back to 1.0.0: fleet.rollout.rollback for blue/green, shadow and
-            A/B (a flip back to the pool still on 1.0.0), the same strategy
-            for recreate and ramped, fleet.rollout.ramped for canary (1.0.0
-            is still installed); none of its own for the sticky canary, whose
-            rollback is the canary's
+  rollback  back to 1.0.0: fleet.rollout.rollback for blue/green and shadow
+            (a flip back to the pool still on 1.0.0), the same strategy for
+            recreate and ramped, fleet.rollout.ramped for canary and A/B
+            (1.0.0 is still installed; an A/B promotion puts the winner's
+            release on every host); none of its own for the sticky canary,
+            whose rollback is the canary's
 
 and measures, from the probe's records and the LB hosts:
 
@@ -151,7 +152,9 @@ def matrix_cases(lbs: list[str]) -> list[Case]:
             Case("canary", svc[lb, "inplace"], "canary", dict(new, **CANARY), "ramped", old, "verdict"),
             Case("canary_sticky", svc[lb, "inplace"], "canary", dict(new, canary_sticky=True, **CANARY), None, {},
                  "verdict"),
-            Case("ab_test", svc[lb, "ab"], "bench/ab_rollout.yml", dict(AB, ramped_batches=2), "rollback", {},
+            # The promotion puts the winner's release on the other variant's hosts too: no pool is left on
+            # 1.0.0 to flip back to.
+            Case("ab_test", svc[lb, "ab"], "bench/ab_rollout.yml", dict(AB, ramped_batches=2), "ramped", old,
                  "marker", "blue"),
         ]
         if lb == "nginx":
@@ -255,6 +258,9 @@ def run_case(case: Case, rate: float) -> dict:
     out["rollback"]["playbook"] = case.rollback
     last_new = max((r["t"] for r in back.records if r["version"] == "2.0.0"), default=None)
     out["rollback"]["users_on_new_until_s"] = round(max(0.0, last_new - back.started), 1) if last_new else 0.0
+    # The probe's tail, after the playbook ended: a rollback is one when users get 1.0.0 only.
+    tail = {r["version"] for r in back.records if r["t"] > back.ended}
+    out["rollback"]["back_on_old"] = tail == {"1.0.0"}
     if back.rc != 0:
         out["rollback"]["error"] = back.output[-2000:]
     return out
@@ -338,12 +344,13 @@ def main() -> int:
     args = parser.parse_args()
     started = time.time()
     # Each run starts from the first pool of every service: an earlier run's A/B promotion left pool b active,
-    # which a new A/B test of b refuses. Without a state file the LB roles start a service on its first pool;
-    # HAProxy's pool maps go too, since the role creates them from the state only when they are missing.
+    # which a new A/B test of b refuses. Without a state file and a routing file (HAProxy's maps, nginx's
+    # routing) the LB roles start a service on its first pool; with the routing alone, where it routes.
     services = sorted({case.service.name for case in matrix_cases(["haproxy", "nginx"])})
     for lb in lab_hosts("lb"):
         docker("exec", lb, "rm", "-f", *["/var/lib/fleet-rollout/%s/state.json" % name for name in services],
-               *["/etc/haproxy/maps/%s%s" % (name, suffix) for name in services for suffix in (".map", ".ab.map")])
+               *["/etc/haproxy/maps/%s%s" % (name, suffix) for name in services for suffix in (".map", ".ab.map")],
+               *["/etc/nginx/fleet/%s.routing.conf" % name for name in services])
     done = subprocess.run(["ansible-playbook", "-i", LAB_INVENTORY, "bench/stack.yml"], cwd=ROOT, env=env(),
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -372,7 +379,7 @@ def main() -> int:
         handle.write("\n")
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench_table.py"), args.out], check=True)
     return 0 if all(row["rollout"]["rc"] == 0 and row.get("rollback", {}).get("rc", 0) == 0
-                    for row in results["strategies"]) else 1
+                    and row.get("rollback", {}).get("back_on_old", True) for row in results["strategies"]) else 1
 
 
 if __name__ == "__main__":

@@ -57,7 +57,8 @@ def tables(results: dict) -> str:
             row["strategy"], row["lb"], _num(out["sent"]), _num(out["failed"]), _num(out["downtime_s"], " s", 2),
             _num(out["wall_s"], " s"), _num(row.get("switch_window_s"), " s"), exposed_text,
             _num(row.get("extra_hosts")), _num(out.get("reloads")), _rollback_name(row), _num(back.get("sent")),
-            _num(back.get("failed")), _num(back.get("users_on_new_until_s"), " s"), _num(back.get("reloads"))))
+            _num(back.get("failed")), "never" if back.get("back_on_old") is False else
+            _num(back.get("users_on_new_until_s"), " s"), _num(back.get("reloads"))))
         if out.get("rc") or back.get("rc"):
             lines.append("| | | *run failed: rollout rc %s, rollback rc %s* | | | | | | | | | | | |"
                          % (out.get("rc"), back.get("rc", "-")))

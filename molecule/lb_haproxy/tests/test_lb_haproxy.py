@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 from labtest import assert_active_and_preview, haproxy_cli, http, json_lines, lab_hosts, load_json
+from lost_state import check_lost_state_case, lost_state_case
+from rollout_run import Service
 
 LBS = lab_hosts("lb")
 BLUE = lab_hosts("blue")
@@ -113,3 +115,9 @@ def test_maintenance_backend_answers_503_with_retry_after(host_for, name):
     finally:
         haproxy_cli(host, "set map /etc/haproxy/maps/shop.map preview be_shop_green")
     assert out.strip() == ""
+
+
+# Last in the file: the case flips the service and puts it back on blue.
+def test_a_lost_state_starts_where_users_are_and_a_wrong_one_is_refused(host_for):
+    service = Service("haproxy", "shop", 80, vars_file="services.vars.yml")
+    check_lost_state_case(lost_state_case(service, host_for), service, "/etc/haproxy/maps/%s.map")

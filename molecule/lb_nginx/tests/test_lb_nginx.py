@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 from labtest import assert_active_and_preview, http, json_lines, lab_hosts, load_json
+from lost_state import check_lost_state_case, lost_state_case
+from rollout_run import Service
 
 LBS = lab_hosts("lb")
 BLUE = lab_hosts("blue")
@@ -63,3 +65,9 @@ def test_stub_status_only_on_localhost(host_for, name):
     assert status == 200 and "Active connections" in body
     lines = host.run("ss -ltnpH").stdout.splitlines()
     assert [line.split()[3] for line in lines if line.split()[3].endswith(":8090")] == ["127.0.0.1:8090"]
+
+
+# Last in the file: the case flips the service and puts it back on blue.
+def test_a_lost_state_starts_where_users_are_and_a_wrong_one_is_refused(host_for):
+    service = Service("nginx", "catalog", 8000, vars_file="services.vars.yml")
+    check_lost_state_case(lost_state_case(service, host_for), service, "/etc/nginx/fleet/%s.routing.conf")

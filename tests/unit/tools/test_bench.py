@@ -79,6 +79,12 @@ def test_the_table_shows_every_measure_and_the_doc_gets_it(table, tmp_path):
              "extra_hosts": 0, "switch_window_s": 0.0,
              "rollout": {"rc": 0, "sent": 3000, "failed": 1400, "downtime_s": 23.9, "wall_s": 47.5, "reloads": 3},
              "rollback": {"rc": 2, "sent": 10, "failed": 10, "wall_s": 5.0, "reloads": 1, "playbook": "recreate"}},
+            # A "rollback" after which users still got 2.0.0.
+            {"strategy": "ab_test", "lb": "nginx", "decision": "marker", "exposed_before_decision_pct": 47.6,
+             "extra_hosts": 2, "switch_window_s": 60.0,
+             "rollout": {"rc": 0, "sent": 7445, "failed": 0, "downtime_s": 0.0, "wall_s": 70.2, "reloads": 4},
+             "rollback": {"rc": 0, "sent": 2418, "failed": 0, "wall_s": 19.2, "reloads": 2, "playbook": "rollback",
+                          "users_on_new_until_s": 22.3, "back_on_old": False}},
         ],
         "peer": {"sent": 6000, "failed": 12, "downtime_s": 0.02, "wall_s": 70.0, "reloads": 0},
         "scaling": [{"hosts": 4, "wall_s": 60.0, "drain_s": 2.0, "restart_s": 4.0, "gate_s": 8.0, "overhead_s": 46.0,
@@ -98,6 +104,7 @@ def test_the_table_shows_every_measure_and_the_doc_gets_it(table, tmp_path):
     assert "| canary_sticky | haproxy | 15,383 | 0 | 0.0 s | 148.9 s | 140.2 s | 9.4 % | 0 | 0 | - (none of its own) " \
         "| - / - | - | - |" in text
     assert text.count("run failed") == 1
+    assert "| flip back | 2,418 / 0 | never | 2 |" in text
     assert "each strategy behind one LB kind (column LB), both kinds covered" in text
     assert "| peer: `bench/peer_rolling.yml` | 6,000 | 12 | 0.02 s | 70.0 s | 0 |" in text
     assert "| 4 | 60.0 s | 2.0 s | 4.0 s | 8.0 s | 46.0 s | 11.5 s |" in text

@@ -1,0 +1,91 @@
+# Copyright: fleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The pool an LB host routes a service's users to, read from its own routing (HAProxy's pool map,
+nginx's routing file). The LB roles start a lost rollout state from it, and refuse a state that
+disagrees with it: either way the state would send the next rollout to the pool that serves users."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.fleet.rollout.plugins.filter.nginx_routing import MAINTENANCE, pool_variable, upstream_name
+
+_NGINX_MAP = re.compile(r"^\s*map\s+\S+\s+(\$\S+)\s*\{\s*$")
+_NGINX_DEFAULT = re.compile(r"^\s*default\s+(\S+?)\s*;\s*$")
+
+
+def _haproxy(text: str, service: str) -> str | None:
+    """The ``active`` entry of the pool map: ``be_<service>_<pool>``."""
+    prefix = "be_%s_" % service
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "active":
+            return parts[1][len(prefix):] if parts[1].startswith(prefix) and len(parts[1]) > len(prefix) else None
+    return None
+
+
+def _nginx(text: str, service: str) -> str | None:
+    """The default of the service's pool variable: its active pool's upstream, or ``maintenance``."""
+    variable, inside = pool_variable(service), False
+    prefix = upstream_name(service, "")
+    for line in text.splitlines():
+        if not inside:
+            match = _NGINX_MAP.match(line)
+            inside = bool(match) and match.group(1) == variable
+            continue
+        if line.strip() == "}":
+            inside = False
+            continue
+        match = _NGINX_DEFAULT.match(line)
+        if match:
+            value = match.group(1).strip("\"'")
+            if value == MAINTENANCE:
+                return value
+            return value[len(prefix):] if value.startswith(prefix) and len(value) > len(prefix) else None
+    return None
+
+
+def live_pool(text, service: str, lb: str) -> str | None:
+    """The pool (or ``maintenance``) ``text``, the LB's routing of ``service``, sends users to; None when
+    there is no routing (``text`` None or empty) or it names none."""
+    if lb not in ("haproxy", "nginx"):
+        raise AnsibleFilterError("live_pool: lb must be haproxy or nginx, got %r" % (lb,))
+    if not isinstance(service, str) or not service:
+        raise AnsibleFilterError("live_pool: expected a service name, got %r" % (service,))
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise AnsibleFilterError("live_pool: expected the routing's text, got %s" % type(text).__name__)
+    return _haproxy(text, service) if lb == "haproxy" else _nginx(text, service)
+
+
+def live_pools(results, lb: str) -> dict[str, str]:
+    """{service: pool} from the registered results of ansible.builtin.slurp looped over the services
+    (each item a service): the services whose routing exists and names a pool or ``maintenance``."""
+    if not isinstance(results, list):
+        raise AnsibleFilterError("live_pools: expected the results of a slurp loop over the services, got %s"
+                                 % type(results).__name__)
+    found = {}
+    for result in results:
+        if not isinstance(result, dict) or not isinstance(result.get("item"), dict) or "name" not in result["item"]:
+            raise AnsibleFilterError("live_pools: each result needs its service as the item, got %r" % (result,))
+        content = result.get("content")
+        if not content or result.get("skipped"):
+            continue
+        try:
+            text = base64.b64decode(content).decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise AnsibleFilterError("live_pools: the routing of %r is not base64 UTF-8 text: %s"
+                                     % (result["item"]["name"], error)) from error
+        pool = live_pool(text, result["item"]["name"], lb)
+        if pool:
+            found[result["item"]["name"]] = pool
+    return found
+
+
+class FilterModule:
+    def filters(self):
+        return {"live_pool": live_pool, "live_pools": live_pools}
