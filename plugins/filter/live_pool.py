@@ -12,6 +12,7 @@ import re
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fleet.rollout.plugins.filter.nginx_routing import MAINTENANCE, pool_variable, upstream_name
+from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_map import parse_file
 
 _NGINX_MAP = re.compile(r"^\s*map\s+\S+\s+(\$\S+)\s*\{\s*$")
 _NGINX_DEFAULT = re.compile(r"^\s*default\s+(\S+?)\s*;\s*$")
@@ -20,11 +21,8 @@ _NGINX_DEFAULT = re.compile(r"^\s*default\s+(\S+?)\s*;\s*$")
 def _haproxy(text: str, service: str) -> str | None:
     """The ``active`` entry of the pool map: ``be_<service>_<pool>``."""
     prefix = "be_%s_" % service
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == "active":
-            return parts[1][len(prefix):] if parts[1].startswith(prefix) and len(parts[1]) > len(prefix) else None
-    return None
+    backend = dict(parse_file(text)).get("active", "")
+    return backend[len(prefix):] if backend.startswith(prefix) and len(backend) > len(prefix) else None
 
 
 def _nginx(text: str, service: str) -> str | None:
