@@ -149,8 +149,9 @@ bench: bench-lb bench-strategies ## every benchmark; the tables go to bench/resu
 bench-lb: bootstrap-nodocker collection-links ## 50 servers drained+readied: haproxy_server vs community.general.haproxy
 	cd $(ROOT) && python3 bench/bench_lb.py --servers 50 --out $(BUILD)/bench-lb.json
 
-# BENCH_ARGS, e.g. "--only canary --lbs nginx --skip-scaling", runs a part.
-bench-strategies: bootstrap artifacts collection-links lab-up ## each strategy's rollout and rollback under 100 req/s, the peer rolling update, ramped over 4/8/16 hosts
+# BENCH_ARGS, e.g. "--only canary --lbs nginx --skip-scaling", runs a part; "--peer-runs 5" runs each side
+# of the peer comparison five times (default 3).
+bench-strategies: bootstrap artifacts collection-links lab-up ## each strategy's rollout and rollback under 100 req/s, ramped vs the plain rolling playbook (3 runs each), ramped over 4/8/16 hosts
 	cd $(ROOT) && python3 bench/bench_strategies.py --out bench/results.json $(BENCH_ARGS)
 
 # --- the lab ----------------------------------------------------------------

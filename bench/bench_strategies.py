@@ -1,15 +1,15 @@
 """Strategy benchmark: every strategy's rollout and rollback on the lab fleet, under the same load.
 
     python bench/bench_strategies.py [--rate 100] [--matrix each|full] [--lbs haproxy,nginx]
-                                     [--only ramped,canary] [--skip-peer] [--skip-scaling]
+                                     [--only ramped,canary] [--skip-peer] [--peer-runs 3] [--skip-scaling]
                                      [--out bench/results.json]
 
 On the lab fleet (`make lab-up`: two LB hosts running HAProxy and nginx, four
 app hosts, a client), with the probe sending --rate requests/s through both
 LB hosts (1 in 20 a 2 s request, 1,000 users told apart by X-User-Id) for the
 whole of each run, it runs for each strategy - behind one LB kind each, both
-kinds covered (--matrix each, the default, which keeps the bench under 30
-minutes on 2 cores), or behind every kind of --lbs (--matrix full, ~45 min):
+kinds covered (--matrix each, the default, which keeps the strategy rows under
+30 minutes on 2 cores), or behind every kind of --lbs (--matrix full, ~45 min):
 
   rollout   1.0.0 -> 2.0.0 with the strategy (playbook as a user runs it)
   rollback  back to 1.0.0: fleet.rollout.rollback for blue/green and shadow
@@ -30,11 +30,18 @@ and measures, from the probe's records and the LB hosts:
   shadow: the flip; A/B: promotion), LB reloads (new worker generations of
   haproxy and nginx, sampled from /proc every 0.1 s).
 
-In the same run: the peer baseline (bench/peer_rolling.yml, the rolling
-update of Ansible's examples: serial + community.general.haproxy disable /
-enable), and the scaling of a ramped rollout over 4, 8 and 16 app hosts
-(batches of 25 %, twelve more containers from bench/scale.yml, no traffic), with the
-orchestration overhead per host (wall time minus drain, restart and health
+In the same run: the peer comparison at the same batch size, one host at a
+time, under the same load on service web (HAProxy): bench/peer_plain.yml
+(the plain drain-aware rolling playbook: serial 1, community.general.haproxy
+drain / enable, copy + unarchive, switch `current`, restart, /healthz) and
+fleet.rollout.ramped (ramped_batches 1, ramped_max_unavailable 1), taking
+turns, --peer-runs times each, every run from 1.0.0 on every host (2.0.0
+already installed by the release role, so neither side pays the upload):
+per run the wall time, requests sent and failed; per side the median wall
+time and its min-max; the ratio ours/peer of the medians. And the scaling
+of a ramped rollout over 4, 8 and 16 app hosts (batches of 25 %, twelve more
+containers from bench/scale.yml, no traffic), with the orchestration
+overhead per host and per batch (wall time minus drain, restart and health
 gate time, from the profile_tasks callback). Writes --out (JSON) and the
 Markdown table next to it (.md).
 """
@@ -57,12 +64,25 @@ sys.path.insert(0, os.path.join(ROOT, "molecule", "resources"))
 from labtest import LAB_INVENTORY, lab_hosts  # noqa: E402  pylint: disable=wrong-import-position
 from rollout_run import Service, docker, env, reset_app, run_under_traffic  # noqa: E402  pylint: disable=wrong-import-position
 
-from metrics import downtime, exposed_share, switch_window, task_times  # noqa: E402  pylint: disable=wrong-import-position
+from metrics import (  # noqa: E402  pylint: disable=wrong-import-position
+    batch_count, comparison, downtime, exposed_share, side_summary, switch_window, task_times,
+)
 
 # run_under_traffic reads vars files relative to molecule/resources.
 VARS = "../../bench/lab.vars.yml"
 SCALE_VARS = "../../bench/scale.vars.yml"
 SCALE_INVENTORY = os.path.join(ROOT, "bench", "scale.yml")
+# The app as the lab deploys it (inventories/lab/group_vars/app.yml: release_service sample-app).
+APP_ROOT = "/opt/sample-app"
+# The peer comparison: the plain rolling playbook and fleet.rollout.ramped, both one host at a time. Per side:
+# its name, the playbook as run_under_traffic takes it (a project file, or a strategy's short name), its vars.
+PEER_BATCH = 1
+PEER_SIDES = (
+    ("peer", "bench/peer_plain.yml", {"peer_version": "2.0.0", "peer_serial": PEER_BATCH}),
+    ("ours", "ramped", {"rollout_version": "2.0.0", "ramped_batches": PEER_BATCH,
+                        "ramped_max_unavailable": PEER_BATCH}),
+)
+SCALE_BATCH = "25%"
 # Users keep their cookies, as browsers do (a sticky split keeps each user on a side with one).
 USERS = ("--users", "1000", "--user-header", "X-User-Id", "--cookie-jar")
 CANARY = {"canary_steps": [10, 50], "canary_interval": 10, "canary_min_samples": 20}
@@ -105,7 +125,7 @@ print(json.dumps({"first": first, "seen": {k: len(v) for k, v in seen.items()}})
 """
 
 
-# --matrix each: the LB kind each strategy runs behind. Ramped behind HAProxy, next to the peer baseline
+# --matrix each: the LB kind each strategy runs behind. Ramped behind HAProxy, next to the peer comparison
 # (community.general.haproxy); the steps that reload nginx (recreate's maintenance page, the canary's
 # weights, the A/B split) behind nginx; shadow mirrors with nginx only.
 EACH = {"recreate": "nginx", "ramped": "haproxy", "blue_green": "haproxy", "canary": "nginx",
@@ -221,15 +241,19 @@ def measure(run, reloads: dict, lb: str) -> dict:
 
 
 def live_versions() -> set[str]:
-    """The version each app host runs (main slot), read from the hosts."""
+    """The version each app host runs (main slot), read from the hosts: where its `current` link points, not
+    release-state.json, which the peer playbook (bench/peer_plain.yml) does not update."""
     found = set()
     for app in lab_hosts("app"):
-        text = docker("exec", app, "cat", "/opt/sample-app/release-state.json").stdout
-        try:
-            found.add(json.loads(text)["slots"]["main"]["version"])
-        except (ValueError, KeyError):
-            found.add(None)
+        target = docker("exec", app, "readlink", APP_ROOT + "/current").stdout.strip()
+        found.add(os.path.basename(target.rstrip("/")) if target else None)
     return found
+
+
+def installed_everywhere(version: str) -> bool:
+    """Whether every app host has ``version`` installed by fleet.rollout.release (its sha256 marker)."""
+    return all(docker("exec", app, "test", "-f", "%s/releases/%s/.release-sha256" % (APP_ROOT, version)).returncode == 0
+               for app in lab_hosts("app"))
 
 
 def run_case(case: Case, rate: float) -> dict:
@@ -282,18 +306,35 @@ def playbook_timed(name: str, inventories: list[str], extra: dict, profile: bool
     return done, time.time() - started
 
 
-def peer_baseline(rate: float) -> dict:
-    """Ansible's rolling-update example (serial 1, community.general.haproxy) on service web, same load."""
-    reset_app("1.0.0")
+def peer_compare(rate: float, runs: int = 3) -> dict:
+    """The plain rolling playbook (bench/peer_plain.yml, serial 1) and fleet.rollout.ramped (one host per
+    batch) on service web, same load, taking turns, ``runs`` times each; every run from 1.0.0 on every host.
+    2.0.0 is installed by the release role first (unmeasured): neither side pays the upload, and the role
+    finds its marker in releases/2.0.0 (it refuses a release directory it did not install)."""
+    if not installed_everywhere("2.0.0"):
+        reset_app("2.0.0")
     web = Service("haproxy", "web", 80, VARS)
-    stop = reload_sampler()
-    run = run_under_traffic(web, "bench/peer_rolling.yml", {"peer_version": "2.0.0"}, rate=rate,
-                            probe_args=USERS)
-    return dict(measure(run, stop(), "haproxy"), playbook="bench/peer_rolling.yml")
+    measured: dict[str, list[dict]] = {side: [] for side, _playbook, _extra in PEER_SIDES}
+    for _round in range(runs):
+        for side, playbook, extra in PEER_SIDES:
+            if live_versions() != {"1.0.0"}:
+                reset_app("1.0.0")
+            stop = reload_sampler()
+            run = run_under_traffic(web, playbook, extra, rate=rate, probe_args=USERS)
+            row = measure(run, stop(), "haproxy")
+            print(json.dumps(dict(row, side=side), sort_keys=True), flush=True)
+            if run.rc != 0:
+                row["error"] = run.output[-2000:]
+            measured[side].append(row)
+    summaries = {side: side_summary(side, playbook if playbook.endswith(".yml") else "fleet.rollout." + playbook,
+                                    PEER_BATCH, measured[side])
+                 for side, playbook, _extra in PEER_SIDES}
+    return dict(comparison(summaries["peer"], summaries["ours"]), batch_size=PEER_BATCH, runs_each=runs,
+                service="web", lb="haproxy")
 
 
 def scaling(sizes=(4, 8, 16)) -> list[dict]:
-    """Ramped wall time (batches of 25 %) over 4, 8 and 16 app hosts, and the overhead per host; without
+    """Ramped wall time (batches of 25 %) over 4, 8 and 16 app hosts, and the overhead per host and per batch; without
     traffic, so drains are short and the overhead is the orchestration's own."""
     inventories = [LAB_INVENTORY, SCALE_INVENTORY]
     for name in ("playbooks/lab_up.yml", "bench/scale_stack.yml"):
@@ -304,13 +345,15 @@ def scaling(sizes=(4, 8, 16)) -> list[dict]:
     try:
         for size in sizes:
             extra = {"lab_lb": "haproxy", "rollout_service": "s%d" % size, "rollout_app_group": "scale%d" % size,
-                     "rollout_version": "2.0.0", "ramped_batches": "25%", "ramped_max_unavailable": "25%"}
+                     "rollout_version": "2.0.0", "ramped_batches": SCALE_BATCH, "ramped_max_unavailable": SCALE_BATCH}
             run, wall = playbook_timed("fleet.rollout.ramped", inventories, extra, profile=True,
                                        vars_file="bench/scale.vars.yml")
             times = task_times(run.stdout)
             overhead = wall - sum(times.values())
+            batches = batch_count(size, SCALE_BATCH)
             rows.append({"hosts": size, "rc": run.returncode, "wall_s": round(wall, 1), **{k + "_s": v for k, v in times.items()},
-                         "overhead_s": round(overhead, 1), "overhead_per_host_s": round(overhead / size, 2)})
+                         "overhead_s": round(overhead, 1), "overhead_per_host_s": round(overhead / size, 2),
+                         "batches": batches, "overhead_per_batch_s": round(overhead / batches, 2)})
             if run.returncode != 0:
                 rows[-1]["error"] = run.stdout[-2000:]
     finally:
@@ -338,11 +381,15 @@ def main() -> int:
                         help="each: every strategy behind one LB kind (both kinds covered); full: behind every kind")
     parser.add_argument("--lbs", default="haproxy,nginx")
     parser.add_argument("--only", default="", help="comma-separated strategies (default: all)")
-    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-peer", action="store_true", help="no peer comparison")
+    parser.add_argument("--peer-runs", type=int, default=3, metavar="N",
+                        help="runs of each side of the peer comparison (default 3)")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--lb-results", default=os.path.join(ROOT, "build", "bench-lb.json"))
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
     args = parser.parse_args()
+    if args.peer_runs < 1:
+        parser.error("--peer-runs must be at least 1")
     started = time.time()
     # Each run starts from the first pool of every service: an earlier run's A/B promotion left pool b active,
     # which a new A/B test of b refuses. Without a state file and a routing file (HAProxy's maps, nginx's
@@ -369,7 +416,7 @@ def main() -> int:
         results["strategies"].append(row)
         print(json.dumps(row, sort_keys=True), flush=True)
     if not args.skip_peer:
-        results["peer"] = peer_baseline(args.rate)
+        results["peer"] = peer_compare(args.rate, args.peer_runs)
         print(json.dumps(results["peer"], sort_keys=True), flush=True)
     if not args.skip_scaling:
         results["scaling"] = scaling()

@@ -14,6 +14,10 @@ import os
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from metrics import ratio  # noqa: E402  pylint: disable=wrong-import-position
+
 BEGIN, END = "<!-- bench:strategies -->", "<!-- /bench:strategies -->"
 
 
@@ -36,6 +40,84 @@ def _matrix(results: dict) -> str:
     if results.get("matrix") == "each":
         return "each strategy behind one LB kind (column LB), both kinds covered"
     return "each strategy behind each LB kind"
+
+
+def _peer(peer: dict, strategies: list[dict]) -> list[str]:
+    """The peer comparison: per side its runs, median wall time and spread, then the ratio of the medians."""
+    if "sides" not in peer:
+        return _peer_single(peer, strategies)
+    lines = [
+        "",
+        "**Peer comparison** at the same batch size - the plain drain-aware rolling playbook an ops team writes "
+        "(`bench/peer_plain.yml`: `serial`, `community.general.haproxy` drain until no sessions / enable on every LB, "
+        "copy + unarchive, switch `current`, restart, wait for `/healthz`) and `fleet.rollout.ramped`, taking turns, "
+        "%s runs each, every run 1.0.0 -> 2.0.0 from 1.0.0 on every host (2.0.0 already installed), same fleet, "
+        "same load, service %s (%s). Median and min-max over the runs that succeeded:"
+        % (peer.get("runs_each", "-"), peer.get("service", "web"), _lb_name(peer.get("lb", "haproxy"))),
+        "",
+        "| side | batch size | runs | median wall | min–max | sent / failed per run |",
+        "|---|--:|--:|--:|--:|---|",
+    ]
+    for side in peer["sides"]:
+        runs = side.get("runs") or []
+        failed_runs = len(runs) - side.get("ok_runs", len(runs))
+        spread = "-" if side.get("min_wall_s") is None else "%s–%s" % (
+            _num(side["min_wall_s"]), _num(side["max_wall_s"], " s"))
+        per_run = ", ".join(_run_text(run) for run in runs) or "-"
+        lines.append("| %s: `%s` | %s | %s | %s | %s | %s |" % (
+            side["side"], side["playbook"], _num(side.get("batch_size")),
+            "%d%s" % (len(runs), " (%d failed)" % failed_runs if failed_runs else ""),
+            _num(side.get("median_wall_s"), " s"), spread, per_run))
+    found = peer.get("ratio_ours_peer")
+    lines += ["", "ratio ours/peer (median): %s" % ("%.2f×" % found if found is not None
+                                                    else "- (a side has no successful run)")]
+    return lines
+
+
+def _run_text(run: dict) -> str:
+    """A run's requests sent / failed, and its exit code when it failed."""
+    failed = "" if run.get("rc") == 0 else " (rc %s)" % run.get("rc")
+    return "%s / %s%s" % (_num(run.get("sent")), _num(run.get("failed")), failed)
+
+
+def _lb_name(kind: str) -> str:
+    return {"haproxy": "HAProxy", "nginx": "nginx"}.get(kind, kind)
+
+
+def _peer_single(peer: dict, strategies: list[dict]) -> list[str]:
+    """Results of a bench before the comparison: one peer run (bench/peer_rolling.yml, since removed) next to
+    the ramped row."""
+    lines = [
+        "",
+        "**Peer baseline** - the rolling update of Ansible's examples (`serial: 1`, `community.general.haproxy` "
+        "disable / enable around the same install), same fleet, same load, service web (HAProxy):",
+        "",
+        "| | sent | failed | downtime | wall time | LB reloads |",
+        "|---|--:|--:|--:|--:|--:|",
+        "| peer: `%s` | %s | %s | %s | %s | %s |" % (
+            peer.get("playbook", "bench/peer_rolling.yml"), _num(peer["sent"]), _num(peer["failed"]),
+            _num(peer["downtime_s"], " s", 2), _num(peer["wall_s"], " s"), _num(peer.get("reloads"))),
+    ]
+    ours = next((row for row in strategies if row["strategy"] == "ramped" and row["lb"] == "haproxy"), None)
+    if ours:
+        out = ours["rollout"]
+        lines.append("| ours: `fleet.rollout.ramped` | %s | %s | %s | %s | %s |" % (
+            _num(out["sent"]), _num(out["failed"]), _num(out["downtime_s"], " s", 2), _num(out["wall_s"], " s"),
+            _num(out.get("reloads"))))
+    return lines
+
+
+def _scale_ratio(rows: list[dict]) -> list[str]:
+    """The wall time of the most hosts over that of the fewest (16 over 4), when both runs succeeded."""
+    ok = [row for row in rows if row.get("rc", 0) == 0 and row.get("wall_s")]
+    if len(ok) < 2:
+        return []
+    small, big = min(ok, key=lambda row: row["hosts"]), max(ok, key=lambda row: row["hosts"])
+    found = ratio(big["wall_s"], small["wall_s"])
+    if small is big or found is None:
+        return []
+    return ["", "wall time %d hosts / %d hosts: %.2f× (%d× the hosts)" % (
+        big["hosts"], small["hosts"], found, big["hosts"] // small["hosts"])]
 
 
 def tables(results: dict) -> str:
@@ -64,38 +146,24 @@ def tables(results: dict) -> str:
                          % (out.get("rc"), back.get("rc", "-")))
     for note in results.get("notes", []):
         lines += ["", "*%s*" % note]
-    peer = results.get("peer")
-    ours = next((row for row in results["strategies"] if row["strategy"] == "ramped" and row["lb"] == "haproxy"), None)
-    if peer:
-        lines += [
-            "",
-            "**Peer baseline** - the rolling update of Ansible's examples (`serial: 1`, `community.general.haproxy` "
-            "disable / enable around the same install), same fleet, same load, service web (HAProxy):",
-            "",
-            "| | sent | failed | downtime | wall time | LB reloads |",
-            "|---|--:|--:|--:|--:|--:|",
-            "| peer: `bench/peer_rolling.yml` | %s | %s | %s | %s | %s |" % (
-                _num(peer["sent"]), _num(peer["failed"]), _num(peer["downtime_s"], " s", 2), _num(peer["wall_s"], " s"),
-                _num(peer.get("reloads"))),
-        ]
-        if ours:
-            out = ours["rollout"]
-            lines.append("| ours: `fleet.rollout.ramped` | %s | %s | %s | %s | %s |" % (
-                _num(out["sent"]), _num(out["failed"]), _num(out["downtime_s"], " s", 2), _num(out["wall_s"], " s"),
-                _num(out.get("reloads"))))
+    if results.get("peer"):
+        lines += _peer(results["peer"], results["strategies"])
     scale = results.get("scaling")
     if scale:
         lines += [
             "",
             "**Scaling** - `fleet.rollout.ramped` in batches of 25 %, no traffic, HAProxy (times from profile_tasks):",
             "",
-            "| app hosts | wall time | drain | restart | health gates | overhead | overhead per host |",
-            "|--:|--:|--:|--:|--:|--:|--:|",
+            "| app hosts | wall time | drain | restart | health gates | overhead | overhead per host | batches "
+            "| overhead per batch |",
+            "|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for row in scale:
-            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 row["hosts"], _num(row["wall_s"], " s"), _num(row.get("drain_s"), " s"), _num(row.get("restart_s"), " s"),
-                _num(row.get("gate_s"), " s"), _num(row.get("overhead_s"), " s"), _num(row.get("overhead_per_host_s"), " s", 2)))
+                _num(row.get("gate_s"), " s"), _num(row.get("overhead_s"), " s"), _num(row.get("overhead_per_host_s"), " s", 2),
+                _num(row.get("batches")), _num(row.get("overhead_per_batch_s"), " s", 2)))
+        lines += _scale_ratio(scale)
     lbops = results.get("lb_operations")
     if lbops:
         lines += [

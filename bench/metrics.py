@@ -55,3 +55,52 @@ def task_times(output: str) -> dict[str, float]:
         elif "answers healthy" in name or "sees the servers UP" in name or "reaches the servers' health" in name:
             kinds["gate"] += seconds
     return {k: round(v, 1) for k, v in kinds.items()}
+
+
+def median(values: list[float]) -> float | None:
+    """The median of ``values`` (the mean of the middle two for an even count); None for none."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2.0
+
+
+def spread(values: list[float]) -> tuple[float, float] | None:
+    """(min, max) of ``values``; None for none."""
+    return (min(values), max(values)) if values else None
+
+
+def ratio(numerator: float | None, denominator: float | None, digits: int = 2) -> float | None:
+    """``numerator / denominator`` rounded; None when either is missing or the denominator is 0."""
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, digits)
+
+
+def batch_count(hosts: int, batch) -> int:
+    """How many batches a rollout over ``hosts`` takes with a batch size as ``serial`` takes one (a count or a
+    percentage of the hosts, rounded down, at least 1)."""
+    text = str(batch).strip()
+    size = int(hosts * float(text[:-1]) / 100) if text.endswith("%") else int(text)
+    size = max(1, size)
+    return -(-hosts // size)
+
+
+def side_summary(side: str, playbook: str, batch_size, runs: list[dict]) -> dict:
+    """One side of a comparison: its runs as measured (each with rc, sent, failed, wall_s) and, over the runs
+    that succeeded (rc 0; a failed run's wall time says nothing about the rollout), the median wall time and
+    its min-max spread."""
+    walls = [run["wall_s"] for run in runs if run.get("rc") == 0 and run.get("wall_s") is not None]
+    low_high = spread(walls)
+    found = median(walls)
+    return {
+        "side": side, "playbook": playbook, "batch_size": batch_size, "runs": runs, "ok_runs": len(walls),
+        "median_wall_s": round(found, 1) if found is not None else None,
+        "min_wall_s": low_high[0] if low_high else None, "max_wall_s": low_high[1] if low_high else None,
+    }
+
+
+def comparison(peer: dict, ours: dict) -> dict:
+    """Both sides' summaries (side_summary) and the ratio ours/peer of their median wall times."""
+    return {"sides": [peer, ours], "ratio_ours_peer": ratio(ours["median_wall_s"], peer["median_wall_s"])}

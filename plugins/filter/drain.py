@@ -37,6 +37,39 @@ def drain_left(results) -> dict[str, dict[str, int]]:
     return left
 
 
+def _number(value, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError("drain_progress: %s must be a number of seconds, got %r" % (name, value)) from exc
+
+
+def drain_progress(results, service: str, previous: dict | None, interval, timeout) -> dict:
+    """After a round of waiting that left something in flight: what is left, the line to print, and the next
+    round (on the LBs still busy, ``window`` seconds at most, ``final`` when it reaches the drain timeout).
+    Every earlier round waited its whole window (something was left), so ``rounds`` x ``interval`` is how long
+    the drain has lasted without reading a clock."""
+    interval, timeout = _number(interval, "interval"), _number(timeout, "timeout")
+    if interval <= 0:
+        raise AnsibleFilterError("drain_progress: interval must be above 0 seconds, got %s" % interval)
+    rounds = int((previous or {}).get("rounds", 0)) + 1
+    elapsed = min(rounds * interval, timeout)
+    left = drain_left(results)
+    remaining = max(timeout - elapsed, 0.1)
+    lines = []
+    for lb, busy in left.items():
+        lines.append("%s: %s" % (lb, ", ".join("%s %d" % (what, count) for what, count in busy.items())))
+    return {
+        "rounds": rounds,
+        "left": left,
+        "busy": list(left),
+        "window": round(min(interval, remaining), 1),
+        "final": remaining <= interval,
+        "message": "%s: draining for %d s (up to %s s); still in flight: %s" % (
+            service, round(elapsed), ("%g" % timeout), "; ".join(lines)),
+    }
+
+
 class FilterModule:
     def filters(self):
-        return {"drain_left": drain_left}
+        return {"drain_left": drain_left, "drain_progress": drain_progress}

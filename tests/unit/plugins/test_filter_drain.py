@@ -45,3 +45,31 @@ def test_skipped_results_and_empty_rounds():
 def test_bad_input_names_what_was_expected(bad):
     with pytest.raises(AnsibleFilterError, match="drain_left"):
         drain_left(bad)
+
+
+# --- drain_progress: the rounds of a long drain -----------------------------------------------------------
+
+from ansible_collections.fleet.rollout.plugins.filter.drain import drain_progress  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def test_progress_names_what_is_left_and_sizes_the_next_round():
+    results = [haproxy("lb1", ("be_web/app1", False, False, 2, 0)), haproxy("lb2", ("be_web/app1", True, False, 0, 0))]
+    first = drain_progress(results, "web", None, 10, 300)
+    assert first["message"] == "web: draining for 10 s (up to 300 s); still in flight: lb1: be_web/app1 2"
+    assert first["busy"] == ["lb1"] and first["window"] == 10 and not first["final"] and first["rounds"] == 1
+    second = drain_progress(results, "web", first, 10, 300)
+    assert second["rounds"] == 2 and "draining for 20 s" in second["message"]
+
+
+def test_progress_last_round_is_final_and_ends_at_the_timeout():
+    results = [haproxy("lb1", ("be_web/app1", False, False, 1, 0))]
+    progress = drain_progress(results, "web", {"rounds": 2}, 10, 35)
+    # 30 s waited, 5 s left: the next round is the last, of 5 s.
+    assert progress["final"] and progress["window"] == 5
+
+
+def test_progress_refuses_a_bad_interval():
+    with pytest.raises(AnsibleFilterError, match="interval must be above 0"):
+        drain_progress([], "web", None, 0, 300)
+    with pytest.raises(AnsibleFilterError, match="timeout must be a number"):
+        drain_progress([], "web", None, 1, "soon")

@@ -62,7 +62,108 @@ def test_task_times_sum_each_kind_of_step(metrics):
     assert metrics.task_times(output) == {"drain": 4.5, "restart": 1.0, "gate": 2.0}
 
 
-def test_the_table_shows_every_measure_and_the_doc_gets_it(table, tmp_path):
+def test_median_spread_and_ratio(metrics):
+    assert metrics.median([41.0, 39.5, 40.2]) == 40.2
+    assert metrics.median([4, 1, 3, 2]) == 2.5
+    assert metrics.median([7.0]) == 7.0
+    assert metrics.median([]) is None
+    assert metrics.spread([41.0, 39.5, 40.2]) == (39.5, 41.0)
+    assert metrics.spread([]) is None
+    assert metrics.ratio(70.2, 40.2) == 1.75
+    assert metrics.ratio(117.1, 76.8) == 1.52
+    assert metrics.ratio(1.0, 3.0, digits=3) == 0.333
+    assert metrics.ratio(None, 40.0) is None
+    assert metrics.ratio(40.0, None) is None
+    assert metrics.ratio(40.0, 0) is None
+
+
+def test_batch_count_takes_sizes_as_serial_does(metrics):
+    assert [metrics.batch_count(hosts, "25%") for hosts in (4, 8, 16)] == [4, 4, 4]
+    assert metrics.batch_count(4, 1) == 4
+    assert metrics.batch_count(5, 2) == 3
+    assert metrics.batch_count(3, "25%") == 3  # rounded down to 0, at least 1
+    assert metrics.batch_count(10, "100%") == 1
+
+
+def test_a_comparison_is_medians_over_the_runs_that_succeeded(metrics):
+    peer = metrics.side_summary("peer", "bench/peer_plain.yml", 1, [
+        {"rc": 0, "sent": 4000, "failed": 0, "wall_s": 41.0},
+        {"rc": 2, "sent": 300, "failed": 3, "wall_s": 5.0},  # failed early: says nothing about the wall time
+        {"rc": 0, "sent": 4100, "failed": 0, "wall_s": 39.4},
+    ])
+    assert peer["ok_runs"] == 2 and len(peer["runs"]) == 3
+    assert (peer["median_wall_s"], peer["min_wall_s"], peer["max_wall_s"]) == (40.2, 39.4, 41.0)
+    ours = metrics.side_summary("ours", "fleet.rollout.ramped", 1, [
+        {"rc": 0, "sent": 7000, "failed": 0, "wall_s": 70.2}, {"rc": 0, "sent": 7100, "failed": 0, "wall_s": 68.0},
+        {"rc": 0, "sent": 7300, "failed": 0, "wall_s": 72.9}])
+    assert (ours["median_wall_s"], ours["min_wall_s"], ours["max_wall_s"]) == (70.2, 68.0, 72.9)
+    found = metrics.comparison(peer, ours)
+    assert found["sides"] == [peer, ours]
+    assert found["ratio_ours_peer"] == 1.75
+    nothing = metrics.side_summary("peer", "bench/peer_plain.yml", 1, [{"rc": 2, "sent": 1, "failed": 1, "wall_s": 3.0}])
+    assert nothing["ok_runs"] == 0 and nothing["median_wall_s"] is None and nothing["min_wall_s"] is None
+    assert metrics.comparison(nothing, ours)["ratio_ours_peer"] is None
+
+
+def _peer_comparison(metrics):
+    peer = metrics.side_summary("peer", "bench/peer_plain.yml", 1, [
+        {"rc": 0, "sent": 4000, "failed": 0, "wall_s": 41.0}, {"rc": 0, "sent": 4100, "failed": 2, "wall_s": 39.5},
+        {"rc": 2, "sent": 300, "failed": 3, "wall_s": 5.0}])
+    ours = metrics.side_summary("ours", "fleet.rollout.ramped", 1, [
+        {"rc": 0, "sent": 7000, "failed": 0, "wall_s": 70.2}, {"rc": 0, "sent": 7100, "failed": 0, "wall_s": 68.0},
+        {"rc": 0, "sent": 7300, "failed": 0, "wall_s": 72.9}])
+    return dict(metrics.comparison(peer, ours), batch_size=1, runs_each=3, service="web", lb="haproxy")
+
+
+def test_the_peer_comparison_table(table, metrics):
+    results = {"machine": "Linux, 2 cores", "when": "2026-12-03 09:00:00 UTC", "rate": 100.0, "strategies": [],
+               "peer": _peer_comparison(metrics)}
+    text = table.tables(results)
+    assert "3 runs each" in text and "service web (HAProxy)" in text
+    assert "| side | batch size | runs | median wall | min–max | sent / failed per run |" in text
+    assert "| peer: `bench/peer_plain.yml` | 1 | 3 (1 failed) | 40.2 s | 39.5–41.0 s " \
+        "| 4,000 / 0, 4,100 / 2, 300 / 3 (rc 2) |" in text
+    assert "| ours: `fleet.rollout.ramped` | 1 | 3 | 70.2 s | 68.0–72.9 s | 7,000 / 0, 7,100 / 0, 7,300 / 0 |" in text
+    assert "\nratio ours/peer (median): 1.75×\n" in text
+    results["peer"]["ratio_ours_peer"] = None
+    assert "ratio ours/peer (median): - (a side has no successful run)" in table.tables(results)
+
+
+def test_results_of_the_single_peer_run_still_make_a_table(table):
+    results = {"machine": "Linux, 2 cores", "when": "2026-12-03 09:00:00 UTC", "rate": 100.0,
+               "strategies": [{"strategy": "ramped", "lb": "haproxy", "decision": "none", "extra_hosts": 0,
+                               "switch_window_s": 4.4, "rollout": {"rc": 0, "sent": 7309, "failed": 0,
+                                                                   "downtime_s": 0.0, "wall_s": 68.2, "reloads": 0}}],
+               "peer": {"sent": 4559, "failed": 0, "downtime_s": 0.0, "wall_s": 40.5, "reloads": 0,
+                        "playbook": "bench/peer_rolling.yml"}}
+    text = table.tables(results)
+    assert "| peer: `bench/peer_rolling.yml` | 4,559 | 0 | 0.0 s | 40.5 s | 0 |" in text
+    assert "| ours: `fleet.rollout.ramped` | 7,309 | 0 | 0.0 s | 68.2 s | 0 |" in text
+    assert "ratio ours/peer" not in text
+
+
+def test_the_scaling_table_has_the_overhead_per_batch_and_the_wall_time_ratio(table):
+    results = {"machine": "Linux, 2 cores", "when": "2026-12-03 09:00:00 UTC", "rate": 100.0, "strategies": [],
+               "scaling": [
+                   {"hosts": 4, "rc": 0, "wall_s": 76.8, "drain_s": 6.7, "restart_s": 2.4, "gate_s": 11.7,
+                    "overhead_s": 56.0, "overhead_per_host_s": 13.99, "batches": 4, "overhead_per_batch_s": 14.0},
+                   {"hosts": 8, "rc": 0, "wall_s": 67.7, "overhead_s": 56.9, "overhead_per_host_s": 7.11, "batches": 4,
+                    "overhead_per_batch_s": 14.23},
+                   {"hosts": 16, "rc": 0, "wall_s": 117.1, "overhead_s": 104.3, "overhead_per_host_s": 6.52,
+                    "batches": 4, "overhead_per_batch_s": 26.07}]}
+    text = table.tables(results)
+    assert "| overhead per host | batches | overhead per batch |" in text
+    assert "| 4 | 76.8 s | 6.7 s | 2.4 s | 11.7 s | 56.0 s | 13.99 s | 4 | 14.0 s |" in text
+    assert "| 16 | 117.1 s | - | - | - | 104.3 s | 6.52 s | 4 | 26.07 s |" in text
+    assert "\nwall time 16 hosts / 4 hosts: 1.52× (4× the hosts)\n" in text
+    # A failed run gives no ratio.
+    results["scaling"][2]["rc"] = 2
+    assert "wall time 8 hosts / 4 hosts: 0.88×" in table.tables(results)
+    results["scaling"] = results["scaling"][:1]
+    assert " hosts / " not in table.tables(results)
+
+
+def test_the_table_shows_every_measure_and_the_doc_gets_it(table, metrics, tmp_path):
     results = {
         "machine": "Linux, 2 cores", "when": "2026-12-03 09:00:00 UTC", "rate": 100.0, "bench_seconds": 1500,
         "matrix": "each",
@@ -86,9 +187,11 @@ def test_the_table_shows_every_measure_and_the_doc_gets_it(table, tmp_path):
              "rollback": {"rc": 0, "sent": 2418, "failed": 0, "wall_s": 19.2, "reloads": 2, "playbook": "rollback",
                           "users_on_new_until_s": 22.3, "back_on_old": False}},
         ],
-        "peer": {"sent": 6000, "failed": 12, "downtime_s": 0.02, "wall_s": 70.0, "reloads": 0},
+        "peer": _peer_comparison(metrics),
         "scaling": [{"hosts": 4, "wall_s": 60.0, "drain_s": 2.0, "restart_s": 4.0, "gate_s": 8.0, "overhead_s": 46.0,
-                     "overhead_per_host_s": 11.5}],
+                     "overhead_per_host_s": 11.5, "batches": 4, "overhead_per_batch_s": 11.5},
+                    {"hosts": 16, "wall_s": 90.0, "drain_s": 2.0, "restart_s": 4.0, "gate_s": 8.0, "overhead_s": 76.0,
+                     "overhead_per_host_s": 4.75, "batches": 4, "overhead_per_batch_s": 19.0}],
         "lb_operations": {"servers": 50, "ours_seconds": 1.37, "peer_seconds": 21.02, "ratio": 15.4},
     }
     path = tmp_path / "results.json"
@@ -106,8 +209,10 @@ def test_the_table_shows_every_measure_and_the_doc_gets_it(table, tmp_path):
     assert text.count("run failed") == 1
     assert "| flip back | 2,418 / 0 | never | 2 |" in text
     assert "each strategy behind one LB kind (column LB), both kinds covered" in text
-    assert "| peer: `bench/peer_rolling.yml` | 6,000 | 12 | 0.02 s | 70.0 s | 0 |" in text
-    assert "| 4 | 60.0 s | 2.0 s | 4.0 s | 8.0 s | 46.0 s | 11.5 s |" in text
+    assert "| peer: `bench/peer_plain.yml` | 1 | 3 (1 failed) | 40.2 s | 39.5–41.0 s " in text
+    assert "ratio ours/peer (median): 1.75×" in text
+    assert "| 4 | 60.0 s | 2.0 s | 4.0 s | 8.0 s | 46.0 s | 11.5 s | 4 | 11.5 s |" in text
+    assert "wall time 16 hosts / 4 hosts: 1.50× (4× the hosts)" in text
     assert "**15.4×**" in text
     argv = sys.argv
     sys.argv = ["bench_table.py", str(path), "--docs", str(doc)]
