@@ -44,8 +44,10 @@ def _when(epoch) -> str:
 
 
 def converge(state_dir: str, service: str, state: str, owner: str, ttl: float = 3600.0, force: bool = False,
-             info: dict | None = None, check_mode: bool = False, now=time.time) -> dict:
-    """``state``: ``acquired`` (take or refresh), ``released`` (give back) or ``query`` (read only)."""
+             info: dict | None = None, check_mode: bool = False, now=time.time, take_over: str | None = None) -> dict:
+    """``state``: ``acquired`` (take or refresh), ``released`` (give back) or ``query`` (read only).
+    ``take_over`` names a holder known to be gone: its lock is taken over, and only its (checked under the
+    file lock, so a run that took the lock meanwhile is refused as usual)."""
     path = lock_path(state_dir, service)
     current_time = now()
     with locked(state_path(state_dir, service), exclusive=not check_mode and state != "query"):
@@ -56,7 +58,8 @@ def converge(state_dir: str, service: str, state: str, owner: str, ttl: float = 
         if state == "query":
             return result
         if state == "acquired":
-            if holder is not None and not ours and not stale and not force:
+            gone = take_over is not None and holder is not None and holder.get("owner") == take_over
+            if holder is not None and not ours and not stale and not force and not gone:
                 raise LockHeld(
                     "%s is being rolled out by %s since %s (lock valid until %s, %s). Wait for it to finish, or, if "
                     "that run is gone, break the lock with force=true." % (

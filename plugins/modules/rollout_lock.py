@@ -47,6 +47,13 @@ options:
     description: Take or release the lock even if another owner holds it and it has not expired.
     type: bool
     default: false
+  take_over:
+    description:
+      - The owner of a lock whose run is known to be gone (for example a run of this controller whose process
+        has exited, see M(fleet.rollout.lock_run_gone#filter)). That lock is taken over even if it has not
+        expired; a lock held by anyone else is refused as usual. Checked under the lock file's own lock, so a
+        run that took the lock in between is not broken.
+    type: str
   info:
     description: Anything to record with the lock (strategy, version, step).
     type: dict
@@ -107,6 +114,7 @@ def main():
             owner=dict(type="str"),
             ttl=dict(type="float", default=3600.0),
             force=dict(type="bool", default=False),
+            take_over=dict(type="str"),
             info=dict(type="dict"),
             state_dir=dict(type="path", default="/var/lib/fleet-rollout"),
         ),
@@ -118,7 +126,7 @@ def main():
         module.fail_json(msg="ttl must be above 0 seconds, got %s" % p["ttl"])
     try:
         result = converge(p["state_dir"], p["service"], p["state"], p["owner"] or "", ttl=p["ttl"], force=p["force"],
-                          info=p["info"], check_mode=module.check_mode)
+                          info=p["info"], check_mode=module.check_mode, take_over=p["take_over"])
     except LockHeld as exc:
         module.fail_json(msg=str(exc), holder=exc.holder)
     except (StateError, OSError) as exc:

@@ -54,3 +54,13 @@ def test_check_mode_and_bad_input(run_module, tmp_path):
     assert "state is acquired but all of the following are missing: owner" in \
         run_module(rollout_lock.main, {"service": "shop", "state_dir": str(tmp_path)})["msg"]
     assert "service '../x'" in run_module(rollout_lock.main, args(tmp_path, service="../x"))["msg"]
+
+
+def test_take_over_breaks_only_the_named_gone_holder(run_module, tmp_path):
+    run_module(rollout_lock.main, args(tmp_path, owner="alice@ctl [run 1]"))
+    # Someone else's live lock is refused even with take_over naming another (gone) owner.
+    refused = run_module(rollout_lock.main, args(tmp_path, owner="bob@ctl [run 2]", take_over="alice@ctl [run 0]"))
+    assert refused["failed"] and refused["holder"]["owner"] == "alice@ctl [run 1]"
+    taken = run_module(rollout_lock.main, args(tmp_path, owner="bob@ctl [run 2]", take_over="alice@ctl [run 1]"))
+    assert taken["changed"] and taken["broken"]["owner"] == "alice@ctl [run 1]"
+    assert json.loads((tmp_path / "shop" / "lock.json").read_text())["owner"] == "bob@ctl [run 2]"
