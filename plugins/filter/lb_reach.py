@@ -60,8 +60,8 @@ def lb_failure_message(results, step: str) -> str:
         parts.append("could not reach LB %s while %s (%s)" % (
             ", ".join(item.split(":", 1)[0] for item in lost), step, "; ".join(lost)))
     if failed:
-        parts.append("%s failed on LB %s (%s)" % (step, ", ".join(item.split(":", 1)[0] for item in failed),
-                                                 "; ".join(failed)))
+        names = ", ".join(item.split(":", 1)[0] for item in failed)
+        parts.append("%s failed on LB %s (%s)" % (step, names, "; ".join(failed)))
     return "; ".join(parts)
 
 

@@ -232,8 +232,8 @@ class Activation:
         keep = self.p.get("keep")
         if keep and outcome != "failed":
             releases = read_releases(self.releases_dir, self.p.get("marker") or ".release-sha256", [])
-            for name in releases_to_remove(releases, int(keep), protected_releases(new_state, self.target,
-                                                                                    self.live_before)):
+            protected = protected_releases(new_state, self.target, self.live_before)
+            for name in releases_to_remove(releases, int(keep), protected):
                 shutil.rmtree(os.path.join(self.releases_dir, name), ignore_errors=True)
                 removed.append(name)
         return {"version": live_after, "previous": previous, "state": new_state, "removed": removed,

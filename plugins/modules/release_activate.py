@@ -90,10 +90,9 @@ options:
         type: path
         required: true
       content:
-        description: Its content.
+        description: Its content (never logged - an environment file can hold secrets).
         type: str
         required: true
-        no_log: true
       mode:
         description: Its mode (owner and group are root).
         type: str

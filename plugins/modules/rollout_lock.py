@@ -50,7 +50,7 @@ options:
   take_over:
     description:
       - The owner of a lock whose run is known to be gone (for example a run of this controller whose process
-        has exited, see M(fleet.rollout.lock_run_gone#filter)). That lock is taken over even if it has not
+        has exited, see P(fleet.rollout.lock_run_gone#filter)). That lock is taken over even if it has not
         expired; a lock held by anyone else is refused as usual. Checked under the lock file's own lock, so a
         run that took the lock in between is not broken.
     type: str

@@ -60,7 +60,7 @@ def fault(host_for):
                 paused_at = time.time()
                 break
             time.sleep(0.2)
-        output, _ = run.communicate(timeout=600)
+        output = run.communicate(timeout=600)[0]
         stopped = subprocess.CompletedProcess(command, run.returncode, output, "")
         lb1_servers = web_servers(host_for(lb1))
         lb1_lock = host_for(lb1).file("/var/lib/fleet-rollout/web/lock.json").exists
