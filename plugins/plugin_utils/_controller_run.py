@@ -36,21 +36,22 @@ def _stat(pid: int) -> list[str] | None:
     return fields if len(fields) >= 20 else None
 
 
-def _start_time(pid: int) -> int | None:
-    """Field 22, the start time in clock ticks since boot: with the PID it names one process."""
+def _stat_field(pid: int, index: int) -> int | None:
+    """One numeric field of /proc/<pid>/stat, counted from field 3 (state) as index 0; None when unreadable."""
     fields = _stat(pid)
     try:
-        return int(fields[19]) if fields else None
+        return int(fields[index]) if fields else None
     except ValueError:
         return None
+
+
+def _start_time(pid: int) -> int | None:
+    """Field 22, the start time in clock ticks since boot: with the PID it names one process."""
+    return _stat_field(pid, 19)
 
 
 def _parent(pid: int) -> int | None:
-    fields = _stat(pid)
-    try:
-        return int(fields[1]) if fields else None
-    except ValueError:
-        return None
+    return _stat_field(pid, 1)
 
 
 def _is_playbook(pid: int) -> bool:
