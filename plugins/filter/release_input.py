@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 
+# A directory name, never a path (rollout_version follows the same rule).
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 URL = re.compile(r"^https?://[^/\s]+")
 ACCOUNT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

@@ -4,12 +4,8 @@
 
 from __future__ import annotations
 
-import re
-
+from ansible_collections.fleet.rollout.plugins.filter.release_input import SAFE_NAME as SAFE_VERSION
 from ansible_collections.fleet.rollout.plugins.filter.services import pool_servers, service_problems
-
-# The release role's rule: a directory name, never a path.
-SAFE_VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
 
 def rollout_service(services, name=None):
