@@ -112,10 +112,23 @@ def relay_lines(lab) -> list[dict]:
         return [json.loads(line) for line in handle]
 
 
+def wait_for_relay(lab, lines: int, timeout: float = 10.0) -> None:
+    """nginx answers the user before its mirror subrequest reaches the relay, so the last mirrored request can
+    arrive after the client's ``time.time()``: wait until the relay logged ``lines`` requests before the window
+    closes (under ``pytest -n`` the gap reached a window's edge and dropped a row)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(lab["relay_log"]) and len(relay_lines(lab)) >= lines:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the relay logged fewer than %d requests in %.0f s" % (lines, timeout))
+
+
 def test_a_good_shadow_passes_and_counts_match_the_logs(shadowed, run_module):
     lab = shadowed()
     since = time.time()
     answers = send(lab["port"], gets=100, posts=25)
+    wait_for_relay(lab, 100)
     out = report(run_module, lab, since)
     assert not out.get("failed"), out
     assert {a["version"] for a in answers} == {"1.0.0"} and {a["status"] for a in answers} == {200, 201}
@@ -133,6 +146,7 @@ def test_mirrored_writes_go_to_the_shadow_store_and_500s_fail(shadowed, run_modu
     lab = shadowed(methods=("GET", "POST"), error_rate=1.0)
     since = time.time()
     answers = send(lab["port"], gets=40, posts=10)
+    wait_for_relay(lab, 50)
     out = report(run_module, lab, since)
     assert {a["status"] for a in answers} == {200, 201}
     assert out["verdict"] == "fail" and out["shadow_error_rate"] == 100.0 and out["mismatch_rate"] == 100.0
@@ -152,6 +166,7 @@ def test_a_stopped_shadow_fails_and_rows_merge(shadowed, run_module):
     since = time.time()
     answers = send(lab["port"], gets=30)
     assert {a["status"] for a in answers} == {200}
+    wait_for_relay(lab, 30)
     first = report(run_module, lab, since, return_rows=True)
     assert len(first["rows"]) == 30 and first["shadow_failed"] == 30
     assert any("Connection" in kind for kind in first["shadow_errors"])
