@@ -1,7 +1,7 @@
 """Strategy benchmark: every strategy's rollout and rollback on the lab fleet, under the same load.
 
     python bench/bench_strategies.py [--rate 100] [--matrix each|full] [--lbs haproxy,nginx]
-                                     [--only ramped,canary] [--skip-peer] [--peer-runs 3] [--skip-scaling]
+                                     [--only ramped,canary] [--skip-peer] [--peer-runs 3] [--peer-preinstalled] [--skip-scaling]
                                      [--out bench/results.json]
 
 On the lab fleet (`make lab-up`: two LB hosts running HAProxy and nginx, four
@@ -35,8 +35,10 @@ time, under the same load on service web (HAProxy): bench/peer_plain.yml
 (the plain drain-aware rolling playbook: serial 1, community.general.haproxy
 drain / enable, copy + unarchive, switch `current`, restart, /healthz) and
 fleet.rollout.ramped (ramped_batches 1, ramped_max_unavailable 1), taking
-turns, --peer-runs times each, every run from 1.0.0 on every host (2.0.0
-already installed by the release role, so neither side pays the upload):
+turns, --peer-runs times each, every run from 1.0.0 on every host and 2.0.0
+on none, as in a real release: both sides upload and unpack it (with
+--peer-preinstalled, 2.0.0 is installed by the release role first, so
+neither side pays that):
 per run the wall time, requests sent and failed; per side the median wall
 time and its min-max; the ratio ours/peer of the medians. And the scaling
 of a ramped rollout over 4, 8 and 16 app hosts (batches of 25 %, twelve more
@@ -306,12 +308,22 @@ def playbook_timed(name: str, inventories: list[str], extra: dict, profile: bool
     return done, time.time() - started
 
 
-def peer_compare(rate: float, runs: int = 3) -> dict:
+def remove_release(version: str) -> None:
+    """No app host has ``version`` installed or uploaded (it is not live on any)."""
+    for app in lab_hosts("app"):
+        for path in ("%s/releases/%s" % (APP_ROOT, version), "%s/releases/.incoming-%s" % (APP_ROOT, version)):
+            assert docker("exec", app, "rm", "-rf", path).returncode == 0, (app, path)
+        found = docker("exec", app, "find", APP_ROOT + "/artifacts", "-name", "*%s*" % version, "-delete")
+        assert found.returncode == 0, (app, found.stderr)
+
+
+def peer_compare(rate: float, runs: int = 3, preinstalled: bool = False) -> dict:
     """The plain rolling playbook (bench/peer_plain.yml, serial 1) and fleet.rollout.ramped (one host per
-    batch) on service web, same load, taking turns, ``runs`` times each; every run from 1.0.0 on every host.
-    2.0.0 is installed by the release role first (unmeasured): neither side pays the upload, and the role
-    finds its marker in releases/2.0.0 (it refuses a release directory it did not install)."""
-    if not installed_everywhere("2.0.0"):
+    batch) on service web, same load, taking turns, ``runs`` times each; every run from 1.0.0 on every host
+    and, as in a real release, 2.0.0 on none: both sides upload and unpack it. With ``preinstalled``, 2.0.0
+    is installed by the release role first (unmeasured): neither side pays the upload, and the role finds
+    its marker in releases/2.0.0 (it refuses a release directory it did not install)."""
+    if preinstalled and not installed_everywhere("2.0.0"):
         reset_app("2.0.0")
     web = Service("haproxy", "web", 80, VARS)
     measured: dict[str, list[dict]] = {side: [] for side, _playbook, _extra in PEER_SIDES}
@@ -319,6 +331,8 @@ def peer_compare(rate: float, runs: int = 3) -> dict:
         for side, playbook, extra in PEER_SIDES:
             if live_versions() != {"1.0.0"}:
                 reset_app("1.0.0")
+            if not preinstalled:
+                remove_release("2.0.0")
             stop = reload_sampler()
             run = run_under_traffic(web, playbook, extra, rate=rate, probe_args=USERS)
             row = measure(run, stop(), "haproxy")
@@ -330,7 +344,7 @@ def peer_compare(rate: float, runs: int = 3) -> dict:
                                     PEER_BATCH, measured[side])
                  for side, playbook, _extra in PEER_SIDES}
     return dict(comparison(summaries["peer"], summaries["ours"]), batch_size=PEER_BATCH, runs_each=runs,
-                service="web", lb="haproxy")
+                service="web", lb="haproxy", release_preinstalled=preinstalled)
 
 
 def scaling(sizes=(4, 8, 16)) -> list[dict]:
@@ -384,6 +398,8 @@ def main() -> int:
     parser.add_argument("--skip-peer", action="store_true", help="no peer comparison")
     parser.add_argument("--peer-runs", type=int, default=3, metavar="N",
                         help="runs of each side of the peer comparison (default 3)")
+    parser.add_argument("--peer-preinstalled", action="store_true",
+                        help="the peer comparison with 2.0.0 installed on every host before each run")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--lb-results", default=os.path.join(ROOT, "build", "bench-lb.json"))
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
@@ -416,7 +432,7 @@ def main() -> int:
         results["strategies"].append(row)
         print(json.dumps(row, sort_keys=True), flush=True)
     if not args.skip_peer:
-        results["peer"] = peer_compare(args.rate, args.peer_runs)
+        results["peer"] = peer_compare(args.rate, args.peer_runs, args.peer_preinstalled)
         print(json.dumps(results["peer"], sort_keys=True), flush=True)
     if not args.skip_scaling:
         results["scaling"] = scaling()

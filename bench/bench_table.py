@@ -51,9 +51,13 @@ def _peer(peer: dict, strategies: list[dict]) -> list[str]:
         "**Peer comparison** at the same batch size - the plain drain-aware rolling playbook an ops team writes "
         "(`bench/peer_plain.yml`: `serial`, `community.general.haproxy` drain until no sessions / enable on every LB, "
         "copy + unarchive, switch `current`, restart, wait for `/healthz`) and `fleet.rollout.ramped`, taking turns, "
-        "%s runs each, every run 1.0.0 -> 2.0.0 from 1.0.0 on every host (2.0.0 already installed), same fleet, "
+        "%s runs each, every run 1.0.0 -> 2.0.0 from 1.0.0 on every host (%s), same fleet, "
         "same load, service %s (%s). Median and min-max over the runs that succeeded:"
-        % (peer.get("runs_each", "-"), peer.get("service", "web"), _lb_name(peer.get("lb", "haproxy"))),
+        % (peer.get("runs_each", "-"),
+           # Results written before the key existed were measured with 2.0.0 installed.
+           "2.0.0 already installed" if peer.get("release_preinstalled", True)
+           else "2.0.0 on no host: both sides upload and unpack it",
+           peer.get("service", "web"), _lb_name(peer.get("lb", "haproxy"))),
         "",
         "| side | batch size | runs | median wall | min–max | sent / failed per run |",
         "|---|--:|--:|--:|--:|---|",

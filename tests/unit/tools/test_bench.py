@@ -125,6 +125,9 @@ def test_the_peer_comparison_table(table, metrics):
         "| 4,000 / 0, 4,100 / 2, 300 / 3 (rc 2) |" in text
     assert "| ours: `fleet.rollout.ramped` | 1 | 3 | 70.2 s | 68.0–72.9 s | 7,000 / 0, 7,100 / 0, 7,300 / 0 |" in text
     assert "\nratio ours/peer (median): 1.75×\n" in text
+    assert "(2.0.0 already installed)" in text  # results from before the key: measured that way
+    results["peer"]["release_preinstalled"] = False
+    assert "(2.0.0 on no host: both sides upload and unpack it)" in table.tables(results)
     results["peer"]["ratio_ours_peer"] = None
     assert "ratio ours/peer (median): - (a side has no successful run)" in table.tables(results)
 
