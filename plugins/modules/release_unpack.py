@@ -47,8 +47,8 @@ options:
     default: .release-sha256
   shared_links:
     description:
-      - Directory names in the release to replace with a link to an absolute path (the release's shared
-        directories), e.g. C({data: /opt/shop/shared/data}). What the tarball has at that name is removed.
+      - "Directory names in the release to replace with a link to an absolute path (the release's shared
+        directories), e.g. C({data: /opt/shop/shared/data}). What the tarball has at that name is removed."
     type: dict
     default: {}
   strip_components:
