@@ -150,10 +150,37 @@ def run_module(monkeypatch):
 # --- haproxy ------------------------------------------------------------------
 
 
+# Ports for servers the tests start. Picking one with bind(port 0) and closing it raced under pytest -n:
+# another worker (or a server under test binding port 0) took it before the test's server bound it
+# ("Address already in use"). Each pytest-xdist worker draws from its own block below the kernel's
+# ephemeral range (32768 and up, where port-0 binds and outgoing connections land), so a port handed out
+# here stays free for the test that asked for it.
+_PORT_BLOCK = 400
+_PORT_BASE = 20000
+_ports_handed_out = [0]
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on, for a server a test starts (or a URL nothing answers)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    start = _PORT_BASE + (int(worker) % 30 if worker.isdigit() else 0) * _PORT_BLOCK
+    for _ in range(_PORT_BLOCK):
+        port = start + _ports_handed_out[0] % _PORT_BLOCK
+        _ports_handed_out[0] += 1
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in %d-%d" % (start, start + _PORT_BLOCK - 1))
+
+
+@pytest.fixture(name="free_port")
+def free_port_fixture():
+    """``free_port()`` (see above) for tests and the fixtures of other conftest files."""
+    return free_port
 
 
 class HAProxyLab:

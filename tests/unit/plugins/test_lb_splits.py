@@ -31,12 +31,6 @@ CANARY = ["app3"]
 USERS = 300
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def template(role: str, name: str, **variables) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROLES, role, "templates")),
                              keep_trailing_newline=True)
@@ -45,7 +39,7 @@ def template(role: str, name: str, **variables) -> str:
 
 
 @pytest.fixture
-def fleet(run_app):
+def fleet(run_app, free_port):
     """app1 and app2 on 1.0.0, app3 (the canary, or variant b) on 2.0.0, one port on three loopback addresses;
     the service has one pool of all three (main) and one per variant (a: app1 and app2, b: app3)."""
     port = free_port()
@@ -61,7 +55,7 @@ def fleet(run_app):
 class HAProxy:
     """The haproxy role's config for the fleet's service, run by a real HAProxy."""
 
-    def __init__(self, fleet, root: str):
+    def __init__(self, fleet, root: str, prometheus_port: int):
         service, groups, hostvars = fleet
         self.root, self.port = root, service["port"]
         for name in ("web-503.http", "web-maintenance.html"):
@@ -77,7 +71,7 @@ class HAProxy:
                 haproxy_maxconn=256, haproxy_socket=os.path.join(root, "admin.sock"),
                 haproxy_state_file=os.path.join(root, "state"), haproxy_timeout_connect="2s",
                 haproxy_timeout_client="30s", haproxy_timeout_server="30s", haproxy_prometheus_bind="127.0.0.1",
-                haproxy_prometheus_port=free_port(), haproxy_maps_dir=root, haproxy_errors_dir=root,
+                haproxy_prometheus_port=prometheus_port, haproxy_maps_dir=root, haproxy_errors_dir=root,
                 haproxy_preview_sources=["127.0.0.0/8"], haproxy_preview_header="X-Rollout-Preview",
                 haproxy_check_interval="200ms", haproxy_check_fall=2, haproxy_check_rise=1, haproxy_server_weight=100,
                 haproxy_log_format="%b/%s %ST"))
@@ -114,14 +108,14 @@ class HAProxy:
 
 
 @pytest.fixture
-def haproxy(fleet, tmp_path):
-    lb = HAProxy(fleet, str(tmp_path))
+def haproxy(fleet, tmp_path, free_port):
+    lb = HAProxy(fleet, str(tmp_path), free_port())
     yield lb
     lb.stop()
 
 
 @pytest.fixture
-def nginx(fleet, nginx_lab):
+def nginx(fleet, nginx_lab, free_port):
     """The nginx role's config for the fleet's service on a real nginx; ``route(**nginx_routing options)``
     writes the routing file and starts or reloads nginx."""
     service, groups, hostvars = fleet

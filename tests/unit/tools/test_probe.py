@@ -20,10 +20,7 @@ def run_probe(probe, tmp_path, *args):
     return code, records, json.loads(summary.read_text())
 
 
-def closed_port_url():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def closed_port_url(port: int) -> str:
     return "http://127.0.0.1:%d" % port
 
 
@@ -63,9 +60,9 @@ def test_fixed_rate_holds_while_some_requests_are_slow(probe, run_app, tmp_path)
     assert elapsed < 3.5  # last slow request finishes about 1 s after the last start
 
 
-def test_connection_errors_and_5xx_count_as_failed(probe, run_app, tmp_path):
+def test_connection_errors_and_5xx_count_as_failed(probe, run_app, tmp_path, free_port):
     bad = run_app(error_rate="1")[1]
-    down = closed_port_url()
+    down = closed_port_url(free_port())
     code, records, summary = run_probe(probe, tmp_path, "--url", bad, "--url", down, "--rate", "100",
                                        "--count", "20", "--max-failed", "0", "--timeout", "2")
     assert code == 1

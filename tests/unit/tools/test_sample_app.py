@@ -127,12 +127,6 @@ def test_invalid_knob_is_a_clear_error(sample_app):
         sample_app.load_settings({"SAMPLE_APP_ERROR_RATE": "2"}, {"version": "1", "defaults": {}})
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_listening(port, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -144,18 +138,17 @@ def _wait_listening(port, timeout=10.0):
     return False
 
 
-def _start_app(tmp_path, repo_root):
-    """The sample app as its own process (signals are the point), on a free port."""
-    port = _free_port()
+def _start_app(tmp_path, repo_root, port):
+    """The sample app as its own process (signals are the point), on ``port``."""
     env = dict(os.environ, SAMPLE_APP_PORT=str(port), SAMPLE_APP_BIND="127.0.0.1", SAMPLE_APP_DATA_DIR=str(tmp_path))
     proc = subprocess.Popen([sys.executable, os.path.join(repo_root, "tools/sample_app/sample_app.py")], env=env,
                             stderr=subprocess.PIPE)
     return port, proc
 
 
-def test_sigterm_lets_in_flight_requests_finish(tmp_path, repo_root):
+def test_sigterm_lets_in_flight_requests_finish(tmp_path, repo_root, free_port):
     """A rolling update stops the service while requests are in flight: none may fail."""
-    port, proc = _start_app(tmp_path, repo_root)
+    port, proc = _start_app(tmp_path, repo_root, free_port())
     try:
         assert _wait_listening(port)
         result = {}
@@ -177,10 +170,10 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, repo_root):
         proc.wait()
 
 
-def test_sigterm_closes_idle_keep_alive_connections_at_once(tmp_path, repo_root):
+def test_sigterm_closes_idle_keep_alive_connections_at_once(tmp_path, repo_root, free_port):
     """LBs keep idle connections to reuse (HAProxy's http-reuse): a stop must not wait for them to time out,
     while a request in flight on another kept-alive connection still gets its answer."""
-    port, proc = _start_app(tmp_path, repo_root)
+    port, proc = _start_app(tmp_path, repo_root, free_port())
     try:
         assert _wait_listening(port)
         idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -213,8 +206,8 @@ def test_sigterm_closes_idle_keep_alive_connections_at_once(tmp_path, repo_root)
         proc.wait()
 
 
-def test_slow_start_delays_listening(tmp_path, repo_root):
-    port = _free_port()
+def test_slow_start_delays_listening(tmp_path, repo_root, free_port):
+    port = free_port()
     env = dict(os.environ, SAMPLE_APP_PORT=str(port), SAMPLE_APP_BIND="127.0.0.1", SAMPLE_APP_SLOW_START_S="1",
                SAMPLE_APP_DATA_DIR=str(tmp_path))
     started = time.monotonic()

@@ -84,10 +84,8 @@ def test_a_full_queue_drops_and_stopping_records_what_was_left(shadow_relay, run
     assert len(dropped) >= 3
 
 
-def test_a_stopped_shadow_is_recorded_as_no_answer(shadow_relay, tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = "127.0.0.1:%d" % sock.getsockname()[1]
+def test_a_stopped_shadow_is_recorded_as_no_answer(shadow_relay, tmp_path, free_port):
+    closed = "127.0.0.1:%d" % free_port()
     relay, forwarder, record_log, log = start(shadow_relay, tmp_path, [closed])
     send(relay, [("GET", "/", None)])
     got = records(log, 1)

@@ -97,11 +97,8 @@ def scripted():
         server.server_close()
 
 
-def closed_port_url() -> str:
-    """A loopback URL where nothing listens (the port was just free)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def closed_port_url(port: int) -> str:
+    """A loopback URL where nothing listens (``port`` from the free_port fixture)."""
     return "http://127.0.0.1:%d/" % port
 
 
@@ -210,8 +207,8 @@ def test_timeout(scripted):
     assert result["slowest"] == sample["seconds"]
 
 
-def test_connection_refused():
-    url = closed_port_url()
+def test_connection_refused(free_port):
+    url = closed_port_url(free_port())
     result = smoke(url, count=3, expect_headers={"X-App-Version": NEW})
     assert result["passed"] == 0 and result["failed"] == 3
     assert result["failures"] == [{"reason": "connection refused", "count": 3, "first": 1}]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 
@@ -13,11 +12,8 @@ from ansible_collections.fleet.rollout.plugins.module_utils import _health_gate
 from ansible_collections.fleet.rollout.plugins.modules import health_gate
 
 
-def closed_port_url() -> str:
-    """A loopback URL where nothing listens (the port was just free)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def closed_port_url(port: int) -> str:
+    """A loopback URL where nothing listens (``port`` from the free_port fixture)."""
     return "http://127.0.0.1:%d/healthz" % port
 
 
@@ -65,8 +61,8 @@ def test_never_healthy_fails_naming_url_count_and_last_answer(run_app, run_modul
     assert 0.9 <= took < 3
 
 
-def test_connection_refused_fails_with_the_error(run_module):
-    url = closed_port_url()
+def test_connection_refused_fails_with_the_error(run_module, free_port):
+    url = closed_port_url(free_port())
     out = run_module(health_gate.main, {"url": url, "timeout": 0.5, "interval": 0.05, "successes": 2})
     assert out["failed"] is True
     assert out["last_status"] is None
@@ -103,8 +99,8 @@ def test_status_codes_and_body_contains(run_app, run_module):
     assert "does not contain" in out["last_error"] and "does not contain" in out["msg"]
 
 
-def test_check_mode_does_not_probe_and_reports_healthy_null(run_module):
-    out = run_module(health_gate.main, {"url": closed_port_url(), "timeout": 0.2}, check_mode=True)
+def test_check_mode_does_not_probe_and_reports_healthy_null(run_module, free_port):
+    out = run_module(health_gate.main, {"url": closed_port_url(free_port()), "timeout": 0.2}, check_mode=True)
     assert "failed" not in out
     assert out["skipped"] is True and out["changed"] is False
     assert out["healthy"] is None and out["attempts"] == 0 and out["last_status"] is None

@@ -29,7 +29,7 @@ def render(name: str, **variables) -> str:
 
 
 @pytest.fixture
-def shadowed(nginx_lab, run_app, shadow_relay, tmp_path):
+def shadowed(nginx_lab, run_app, shadow_relay, tmp_path, free_port):
     """``start(methods, sample, **shadow_knobs)``: nginx serving the 1.0.0 app on its own port, mirroring to the
     relay, which forwards to a 2.0.0 app with ``shadow_knobs``. Returns a dict of what the test needs."""
     made = []
@@ -52,7 +52,7 @@ def shadowed(nginx_lab, run_app, shadow_relay, tmp_path):
         for name in ("shadow.server.conf", "shadow.location.conf"):
             with open(os.path.join(root, name), "w", encoding="utf-8") as handle:
                 handle.write(render(name + ".j2", **variables))
-        port = nginx_lab.port + 1
+        port = free_port()
         with open(os.path.join(nginx_lab.conf_d, "shop.conf"), "w", encoding="utf-8") as handle:
             handle.write(render("shadow.http.conf.j2", **variables) + "\n" + LOG_FORMAT + "\n" + """
 upstream fleet_shop_blue {{ server {primary}; keepalive 4; }}
