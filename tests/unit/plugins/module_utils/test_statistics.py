@@ -65,6 +65,14 @@ def test_mann_whitney_exact_matches_scipy(alternative):
         assert close(u, ref.statistic) and close(p, ref.pvalue), (n1, n2, p, ref.pvalue)
 
 
+def test_mann_whitney_exact_refuses_ties():
+    with pytest.raises(ValueError, match="method exact assumes no tied values"):
+        st.mann_whitney_u([1.0, 2.0, 2.0], [2.0, 3.0], method="exact")
+    # auto goes asymptotic on the same samples, as SciPy does.
+    _u, p = st.mann_whitney_u([1.0, 2.0, 2.0], [2.0, 3.0])
+    assert close(p, scipy_stats.mannwhitneyu([1.0, 2.0, 2.0], [2.0, 3.0], method="auto").pvalue)
+
+
 def test_mann_whitney_auto_picks_like_scipy():
     for x, y in generated_pairs(150, seed=5):
         for alternative in ("two-sided", "greater"):
