@@ -164,7 +164,7 @@ def free_port() -> int:
     """A loopback port nothing listens on, for a server a test starts (or a URL nothing answers)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
     start = _PORT_BASE + (int(worker) % 30 if worker.isdigit() else 0) * _PORT_BLOCK
-    for _ in range(_PORT_BLOCK):
+    for _attempt in range(_PORT_BLOCK):
         port = start + _ports_handed_out[0] % _PORT_BLOCK
         _ports_handed_out[0] += 1
         with socket.socket() as sock:
