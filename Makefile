@@ -80,7 +80,7 @@ test: bootstrap artifacts collection-links ## run every test (sanity, units, lin
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	@start=$$(date +%s); \
 	echo "make test: sanity, units, lint, changelog-lint and collection-build run beside Molecule (output: $(STATIC_LOG))"; \
-	( rc=0; nice -n 19 $(MAKE) --no-print-directory sanity units lint changelog-lint collection-build awx-check docs-check > $(STATIC_LOG) 2>&1 || rc=$$?; \
+	( rc=0; nice -n 19 $(MAKE) -k --no-print-directory sanity units lint changelog-lint collection-build awx-check docs-check > $(STATIC_LOG) 2>&1 || rc=$$?; \
 	  echo "make test: static checks $$( [ $$rc = 0 ] && echo passed || echo FAILED ) after $$(( $$(date +%s) - start )) s"; \
 	  exit $$rc ) & static=$$!; \
 	molecule_rc=0; $(MAKE) --no-print-directory molecule || molecule_rc=$$?; \
@@ -127,7 +127,9 @@ awx-check: bootstrap-nodocker collection-links collection-build ## AWX register 
 	cd $(ROOT) && ansible-builder create -f execution-environment.yml --context $(BUILD)/ee
 	@grep -q 'COPY _build/collections/ /tmp/fleet-rollout-collections/' $(BUILD)/ee/Dockerfile
 	@test -f $(BUILD)/ee/_build/collections/$$(basename $(BUILD)/dist/fleet-rollout-*.tar.gz)
-	cd $(ROOT) && ansible-builder introspect $(COLLECTIONS) | grep -q 'matplotlib.*from collection fleet.rollout'
+	@# Into a file first: grep -q stops reading at the first match, and introspect dies of the broken pipe.
+	cd $(ROOT) && ansible-builder introspect $(COLLECTIONS) > $(BUILD)/ee/introspect.txt
+	@grep -q 'matplotlib.*from collection fleet.rollout' $(BUILD)/ee/introspect.txt
 	@echo "awx-check: register playbook, EE build context and collection EE metadata ok"
 
 molecule: bootstrap artifacts collection-links ## every Molecule scenario on one shared lab fleet

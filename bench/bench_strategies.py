@@ -21,8 +21,8 @@ kinds covered (--matrix each, the default, which keeps the strategy rows under
 
 and measures, from the probe's records and the LB hosts:
 
-  requests sent and failed (no answer or 5xx), downtime (the longest run of
-  failed requests, first start to last end), wall times, the switch window
+  requests sent and failed (no answer, 4xx or 5xx), downtime (the longest run
+  of failed requests through one LB, first start to last end), wall times, the switch window
   (first 2.0.0 answer to last 1.0.0 answer: how long users saw both), the
   time until no user gets 2.0.0 any more after a rollback starts, the hosts
   that served users beyond those serving before, the share of users who got
@@ -67,7 +67,7 @@ from labtest import LAB_INVENTORY, lab_hosts  # noqa: E402  pylint: disable=wron
 from rollout_run import Service, docker, env, reset_app, run_under_traffic  # noqa: E402  pylint: disable=wrong-import-position
 
 from metrics import (  # noqa: E402  pylint: disable=wrong-import-position
-    batch_count, comparison, downtime, exposed_share, side_summary, switch_window, task_times,
+    batch_count, comparison, downtime, downtime_by_target, exposed_share, side_summary, switch_window, task_times,
 )
 
 # run_under_traffic reads vars files relative to molecule/resources.
@@ -235,6 +235,7 @@ def measure(run, reloads: dict, lb: str) -> dict:
         "sent": len(run.records),
         "failed": len(run.failed),
         "downtime_s": downtime(run.records),
+        "downtime_by_lb_s": downtime_by_target(run.records),
         "wall_s": round(run.seconds, 1),
         "reloads": reloads[lb],
         "versions": {v: sum(1 for r in run.records if (r["version"] or "-") == v)

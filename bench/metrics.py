@@ -7,16 +7,37 @@ import re
 
 
 def downtime(records: list[dict]) -> float:
-    """The longest run of failed requests (in order of start, no success between): first start to last end."""
+    """The longest downtime any one target (LB address) showed: see ``downtime_by_target``. Each target
+    on its own, because users of an LB that is down while the other serves are down, though the two
+    LBs' records interleaved would show a success between every two failures."""
+    return max(downtime_by_target(records).values(), default=0.0)
+
+
+def downtime_by_target(records: list[dict]) -> dict[str, float]:
+    """Per target, the longest run of failed requests (no answer, 4xx or 5xx; in order of start, no
+    success between): first start to last end."""
+    by_target: dict[str, list[dict]] = {}
+    for r in records:
+        by_target.setdefault(r.get("target") or "-", []).append(r)
+    return {target: _longest_failure_run(rs) for target, rs in sorted(by_target.items())}
+
+
+def _longest_failure_run(records: list[dict]) -> float:
     longest, run_start, run_end = 0.0, None, None
     for r in sorted(records, key=lambda r: r["t"]):
-        if r["status"] is None or r["status"] >= 500:
+        if failed(r):
             run_start = r["t"] if run_start is None else run_start
             run_end = max(run_end or 0.0, r["t"] + r["dur"])
             longest = max(longest, run_end - run_start)
         else:
             run_start = run_end = None
     return round(longest, 3)
+
+
+def failed(record: dict) -> bool:
+    """A request users would count as failed: no answer, or an error status (every probed path answers 2xx
+    or a redirect when all is well)."""
+    return record["status"] is None or record["status"] >= 400
 
 
 def switch_window(records: list[dict], old: str, new: str) -> float | None:

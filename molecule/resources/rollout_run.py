@@ -7,6 +7,7 @@ of the service are in rotation, every 0.2 s. Tests assert on those records.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -20,6 +21,17 @@ from dataclasses import dataclass, field
 from labtest import LAB_INVENTORY, PROJECT, lab_hosts
 
 PROBE = "/usr/local/lib/rollout_probe.py"
+
+
+def _load_probe():
+    """The probe's module, as this checkout has it (for its pure functions; the client runs its copy)."""
+    spec = importlib.util.spec_from_file_location("rollout_probe", os.path.join(PROJECT, "tools", "probe", "rollout_probe.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PROBE_MODULE = _load_probe()
 
 # Runs on an LB host (python3 -c, standard library only): one JSON line per sample with the state of
 # every server of the service, {name: [status, weight]}; HAProxy from the runtime API, nginx from the
@@ -120,7 +132,9 @@ class Run:
 
     @property
     def failed(self) -> list[dict]:
-        return [r for r in self.records if r["status"] is None or r["status"] >= 500]
+        """Requests users would count as failed: no answer, 4xx or 5xx (every probed path answers 2xx or a
+        redirect when all is well)."""
+        return [r for r in self.records if r["status"] is None or r["status"] >= 400]
 
     def out_of_rotation(self) -> dict[str, int]:
         """Per LB host, the most servers seen out of rotation at once."""
@@ -232,6 +246,7 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for lb in lbs
     }
+    probe_started = time.time()
     try:
         time.sleep(2.0)  # traffic flows before the rollout starts
         side: dict = {}
@@ -252,10 +267,11 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
             side_thread.join(600)
         time.sleep(tail_s)
     finally:
+        probe_stopped = time.time()
         docker("exec", client, "touch", stop)
         for lb in lbs:
             docker("exec", lb, "touch", stop)
-        probe.communicate(timeout=60)
+        _probe_out, probe_err = probe.communicate(timeout=60)
         sampled = {lb: sampler.communicate(timeout=30)[0] for lb, sampler in samplers.items()}
     text = docker("exec", client, "cat", out).stdout
     docker("exec", client, "rm", "-f", out, stop)
@@ -266,4 +282,10 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
     run = Run(rc=result.returncode, output=result.stdout + result.stderr, seconds=ended - started,
               started=started, ended=ended, records=records, samples=samples, during=side.get("result"))
     print("%s %s %s: %s" % (strategy, service.lb, json.dumps(extra_vars, sort_keys=True), run.summary()))
+    # The probe's own health, before any test reads its records. Its first request is due once docker
+    # exec has started it: the first record's start, or (none at all) when it was launched.
+    assert probe.returncode == 0, "the probe exited %s: %s" % (probe.returncode, probe_err[-2000:])
+    first = min((r["t"] for r in records), default=probe_started)
+    problems = PROBE_MODULE.kept_up(records, rate, first, probe_stopped)
+    assert not problems, "; ".join(problems) + (" (probe stderr: %s)" % probe_err[-1000:] if probe_err else "")
     return run

@@ -173,6 +173,29 @@ def longest_failure_run(records: list[dict], fail_on_4xx: bool = False) -> dict:
     return best
 
 
+# A probe that kept up: at least this share of the requests due in its window were sent, and no pause
+# between two request starts (or the window's edges) was longer than MAX_GAP_S. A probe stalled or
+# dead for a while would otherwise pass "no request failed".
+MIN_SENT_SHARE = 0.95
+MAX_GAP_S = 1.0
+
+
+def kept_up(records: list[dict], rate: float, started: float, stopped: float) -> list[str]:
+    """What says the probe did not keep up with ``rate`` requests/s from ``started`` to ``stopped`` (too few
+    sent, or a gap), one sentence each; an empty list when it did. Followed redirects do not count."""
+    starts = sorted(r["t"] for r in records if not r.get("follow") and started <= r["t"] <= stopped)
+    due = rate * max(0.0, stopped - started)
+    problems = []
+    if len(starts) < MIN_SENT_SHARE * due:
+        problems.append("the probe sent %d requests, fewer than %.0f %% of the %.0f due in %.1f s"
+                        % (len(starts), 100 * MIN_SENT_SHARE, due, stopped - started))
+    edges = [started] + starts + [stopped]
+    gap, since = max(((b - a, a) for a, b in zip(edges, edges[1:])), default=(0.0, started))
+    if gap > MAX_GAP_S:
+        problems.append("the probe sent nothing for %.1f s from %.1f s into its window" % (gap, since - started))
+    return problems
+
+
 def summarize(records: list[dict], fail_on_4xx: bool = False) -> dict:
     """Summary of probe records: what a user of the service experienced."""
     records = sorted(records, key=lambda r: (r["t"], r.get("seq", 0)))

@@ -31,6 +31,20 @@ def test_downtime_is_the_longest_run_of_failures_start_to_end(metrics):
     assert metrics.downtime([rec(2, 503), rec(0), rec(1, 503, dur=0.5)]) == 1.01  # by start, not by order
 
 
+def test_downtime_is_per_lb_so_one_lb_down_does_not_vanish_between_the_other_s_answers(metrics):
+    # LB a fails for 3 s (requests 0.0, 0.1, ... 2.9) while LB b answers every request in between.
+    records = [dict(rec(i / 10.0, 503), target="a") for i in range(30)]
+    records += [dict(rec(i / 10.0 + 0.05), target="b") for i in range(30)]
+    assert metrics.downtime_by_target(records) == {"a": 2.91, "b": 0.0}
+    assert metrics.downtime(records) == 2.91
+
+
+def test_a_4xx_answer_is_a_failed_request(metrics):
+    assert metrics.failed(rec(0, 404)) and metrics.failed(rec(0, None)) and metrics.failed(rec(0, 502))
+    assert not metrics.failed(rec(0, 200)) and not metrics.failed(rec(0, 302))
+    assert metrics.downtime([rec(0), rec(1, 404), rec(2)]) == 0.01
+
+
 def test_switch_window_is_how_long_users_saw_both(metrics):
     records = [rec(0), rec(1, version="2.0.0"), rec(1.5), rec(2, version="2.0.0")]
     assert metrics.switch_window(records, "1.0.0", "2.0.0") == 0.5

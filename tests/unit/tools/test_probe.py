@@ -240,3 +240,32 @@ def test_follow_next_takes_users_to_the_offer_the_app_shows_them(probe, sample_a
     assert followed == {"user-%d" % n for n in range(1, 51) if sample_app.shows_offer("user-%d" % n, 0.3)}
     assert 5 <= len(followed) <= 25
     assert len(records) == 200 + sum(1 for r in records if r.get("follow"))
+
+
+def _starts(times):
+    return [{"t": t, "status": 200, "dur": 0.01} for t in times]
+
+
+def test_kept_up_accepts_a_probe_that_sent_on_schedule(probe):
+    assert probe.kept_up(_starts([100 + i / 10.0 for i in range(100)]), 10.0, 100.0, 110.0) == []
+
+
+def test_kept_up_names_a_probe_that_died_early(probe):
+    problems = probe.kept_up(_starts([100 + i / 10.0 for i in range(10)]), 10.0, 100.0, 110.0)
+    assert problems == ["the probe sent 10 requests, fewer than 95 % of the 100 due in 10.0 s",
+                        "the probe sent nothing for 9.1 s from 0.9 s into its window"]
+
+
+def test_kept_up_names_a_stall_even_when_enough_were_sent(probe):
+    # 2 s without a request in the middle, then a burst that catches up on the count.
+    times = [100 + i / 10.0 for i in range(40)] + [106 + i / 30.0 for i in range(120)]
+    assert probe.kept_up(_starts(times), 10.0, 100.0, 110.0) == [
+        "the probe sent nothing for 2.1 s from 3.9 s into its window"]
+
+
+def test_kept_up_does_not_count_followed_redirects_or_requests_outside_the_window(probe):
+    records = _starts([100 + i / 10.0 for i in range(50)])
+    records += [dict(r, follow=True) for r in _starts([105 + i / 10.0 for i in range(50)])]
+    records += _starts([111 + i / 10.0 for i in range(50)])
+    problems = probe.kept_up(records, 10.0, 100.0, 110.0)
+    assert problems[0].startswith("the probe sent 50 requests") and "5.1 s from 4.9 s" in problems[1]
