@@ -221,7 +221,7 @@ def docker(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: float = 60.0,
-                      slow_share: int = 1, slow_s: float = 2.0, tail_s: float = 3.0, during=None,
+                      slow_share: int = 1, slow_s: float = 2.0, tail_s: float = 2.0, during=None,
                       during_after_s: float = 15.0,
                       probe_args: tuple = ()) -> Run:
     """Run ``fleet.rollout.<strategy>`` (or the playbook file ``strategy``) for ``service`` while the probe sends ``rate`` requests/s through
@@ -248,7 +248,7 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
     }
     probe_started = time.time()
     try:
-        time.sleep(2.0)  # traffic flows before the rollout starts
+        time.sleep(1.0)  # traffic flows before the rollout starts
         side: dict = {}
         side_thread = None
         if during is not None:

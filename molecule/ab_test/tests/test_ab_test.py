@@ -22,7 +22,7 @@ USERS = 2000
 SERVICES = {"haproxy": Service("haproxy", "exp", 80, "ab.vars.yml", "ab"),
             "nginx": Service("nginx", "expn", 81, "ab.vars.yml", "ab")}
 OFFER_B = {"haproxy": "0.3", "nginx": "0.1"}
-# 100 requests/s over 2,000 users: each user comes back about every 20 s, 3 to 4 times in the run.
+# 100 requests/s over 2,000 users: each user comes back about every 20 s, once or twice in the ~30 s of traffic.
 PROBE = ("--users", str(USERS), "--user-header", "X-User-Id", "--cookie-jar", "--follow-next")
 REPORT_DIR = "/tmp/fleet-ab-reports"
 
@@ -58,7 +58,7 @@ def ab(request, host_for):
     started = run(service, "ab_test", {"ab_test_split": {"a": 50, "b": 50}, "ab_test_versions": {"b": "2.0.0"},
                                        "ab_test_name": "exp1", "release_environment": app_environment(OFFER_B[lb])})
     assert started.returncode == 0, started.stdout[-4000:]
-    traffic = run_under_traffic(service, "ab_report", {}, rate=100.0, slow_share=0, tail_s=45.0,
+    traffic = run_under_traffic(service, "ab_report", {}, rate=100.0, slow_share=0, tail_s=25.0,
                                 during=lambda: reload_lbs(lb), during_after_s=10.0, probe_args=PROBE)
     report = run(service, "ab_report", {"ab_test_min_effect": 5, "ab_test_report_dir": REPORT_DIR})
     assert report.returncode == 0, report.stdout[-4000:]
