@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ def _load_probe():
     """The probe's module, as this checkout has it (for its pure functions; the client runs its copy)."""
     spec = importlib.util.spec_from_file_location("rollout_probe", os.path.join(PROJECT, "tools", "probe", "rollout_probe.py"))
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
