@@ -21,7 +21,9 @@ LBS = lab_hosts("lb")
 WEB = LAB_SERVICES["haproxy"]
 RUN = dict(WEB.extra_vars, rollout_version="2.0.0", ramped_batches=1, ramped_max_unavailable=1,
            # A batch long enough to be caught in: the health gate takes 3 s.
-           release_health_successes=4, release_health_interval=1)
+           release_health_successes=4, release_health_interval=1,
+           # How long a step (and the cleanup) waits on the paused LB before naming it: short, for a short test.
+           lb_step_timeout=10)
 
 
 def web_servers(host) -> dict[str, str]:
