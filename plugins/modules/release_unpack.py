@@ -15,8 +15,9 @@ description:
     directory, which the next install removes first.
   - Does nothing to O(dest) when it exists (a release is never overwritten); the artifact is still removed when
     O(remove_artifact).
-  - Verify the artifact's sha256 before calling this module (the C(fleet.rollout.release) role does); the module
-    records O(sha256) in the marker file that M(fleet.rollout.release_info) reads.
+  - Checks the artifact's sha256 against O(sha256) before unpacking anything; on a mismatch it deletes the
+    artifact, fails naming both sums and changes nothing else. The module records O(sha256) in the marker file
+    that M(fleet.rollout.release_info) reads.
   - The install step of the C(fleet.rollout.release) role; use the role rather than this module unless you build
     your own steps.
 author:
@@ -38,7 +39,9 @@ options:
     type: path
     required: true
   sha256:
-    description: The artifact's sha256 (64 lowercase hex digits), written to the O(marker) file in the release.
+    description:
+      - The artifact's sha256 (64 lowercase hex digits). The artifact must have it (checked before unpacking); it
+        is written to the O(marker) file in the release.
     type: str
     required: true
   marker:
@@ -69,7 +72,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Install shop 2.0.0 from its uploaded tarball (sha256 verified before)
+- name: Install shop 2.0.0 from its uploaded tarball (refused, and the tarball deleted, if its sha256 differs)
   fleet.rollout.release_unpack:
     dest: /opt/shop/releases/2.0.0
     artifact: /opt/shop/artifacts/2.0.0-shop-2.0.0.tar.gz

@@ -85,9 +85,19 @@ def test_strip_components_and_an_interrupted_install_left_behind(tree, tmp_path)
 
 def test_a_corrupt_tarball_leaves_nothing_but_the_artifact(tree):
     tree["artifact"].write_bytes(b"not a tarball at all")
+    sha = hashlib.sha256(b"not a tarball at all").hexdigest()
     with pytest.raises(UnpackError, match=r"unpacking .*2\.0\.0-app\.tar\.gz failed \(tar exit 2\)"):
-        unpack(tree["dest"], str(tree["artifact"]), tree["sha"], run)
+        unpack(tree["dest"], str(tree["artifact"]), sha, run)
     assert os.listdir(str(tree["releases"])) == [] and tree["artifact"].exists()
+
+
+def test_an_artifact_with_another_sha256_is_deleted_and_nothing_else_changes(tree):
+    expected = "0" * 64
+    with pytest.raises(UnpackError) as raised:
+        unpack(tree["dest"], str(tree["artifact"]), expected, run, shared_links={"data": str(tree["shared"])})
+    assert str(raised.value) == ("%s: sha256 is %s, expected %s; the artifact was deleted and nothing else changed"
+                                 % (tree["artifact"], tree["sha"], expected))
+    assert not tree["artifact"].exists() and os.listdir(str(tree["releases"])) == []
 
 
 def test_a_missing_artifact_is_named(tree):
