@@ -3,7 +3,13 @@ functions, unit-tested on their own."""
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+
+# What counts as a failed request is the probe's rule: one definition for the probe, the tests and the bench.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "probe"))
+from rollout_probe import is_failed  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def downtime(records: list[dict]) -> float:
@@ -25,19 +31,13 @@ def downtime_by_target(records: list[dict]) -> dict[str, float]:
 def _longest_failure_run(records: list[dict]) -> float:
     longest, run_start, run_end = 0.0, None, None
     for r in sorted(records, key=lambda r: r["t"]):
-        if failed(r):
+        if is_failed(r, fail_on_4xx=True):
             run_start = r["t"] if run_start is None else run_start
             run_end = max(run_end or 0.0, r["t"] + r["dur"])
             longest = max(longest, run_end - run_start)
         else:
             run_start = run_end = None
     return round(longest, 3)
-
-
-def failed(record: dict) -> bool:
-    """A request users would count as failed: no answer, or an error status (every probed path answers 2xx
-    or a redirect when all is well)."""
-    return record["status"] is None or record["status"] >= 400
 
 
 def switch_window(records: list[dict], old: str, new: str) -> float | None:

@@ -7,7 +7,6 @@ of the service are in rotation, every 0.2 s. Tests assert on those records.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -21,19 +20,11 @@ from dataclasses import dataclass, field
 
 from labtest import LAB_INVENTORY, PROJECT, lab_hosts
 
+# The probe's pure functions, from this checkout (the client runs its installed copy).
+sys.path.insert(0, os.path.join(PROJECT, "tools", "probe"))
+import rollout_probe  # noqa: E402  pylint: disable=wrong-import-position
+
 PROBE = "/usr/local/lib/rollout_probe.py"
-
-
-def _load_probe():
-    """The probe's module, as this checkout has it (for its pure functions; the client runs its copy)."""
-    spec = importlib.util.spec_from_file_location("rollout_probe", os.path.join(PROJECT, "tools", "probe", "rollout_probe.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-PROBE_MODULE = _load_probe()
 
 # Runs on an LB host (python3 -c, standard library only): one JSON line per sample with the state of
 # every server of the service, {name: [status, weight]}; HAProxy from the runtime API, nginx from the
@@ -136,7 +127,7 @@ class Run:
     def failed(self) -> list[dict]:
         """Requests users would count as failed: no answer, 4xx or 5xx (every probed path answers 2xx or a
         redirect when all is well)."""
-        return [r for r in self.records if r["status"] is None or r["status"] >= 400]
+        return [r for r in self.records if rollout_probe.is_failed(r, fail_on_4xx=True)]
 
     def out_of_rotation(self) -> dict[str, int]:
         """Per LB host, the most servers seen out of rotation at once."""
@@ -288,6 +279,6 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
     # exec has started it: the first record's start, or (none at all) when it was launched.
     assert probe.returncode == 0, "the probe exited %s: %s" % (probe.returncode, probe_err[-2000:])
     first = min((r["t"] for r in records), default=probe_started)
-    problems = PROBE_MODULE.kept_up(records, rate, first, probe_stopped)
+    problems = rollout_probe.kept_up(records, rate, first, probe_stopped)
     assert not problems, "; ".join(problems) + (" (probe stderr: %s)" % probe_err[-1000:] if probe_err else "")
     return run

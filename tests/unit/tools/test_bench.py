@@ -40,8 +40,8 @@ def test_downtime_is_per_lb_so_one_lb_down_does_not_vanish_between_the_other_s_a
 
 
 def test_a_4xx_answer_is_a_failed_request(metrics):
-    assert metrics.failed(rec(0, 404)) and metrics.failed(rec(0, None)) and metrics.failed(rec(0, 502))
-    assert not metrics.failed(rec(0, 200)) and not metrics.failed(rec(0, 302))
+    assert metrics.is_failed(rec(0, 404), fail_on_4xx=True) and metrics.is_failed(rec(0, None), fail_on_4xx=True)
+    assert not metrics.is_failed(rec(0, 200), fail_on_4xx=True) and not metrics.is_failed(rec(0, 302), fail_on_4xx=True)
     assert metrics.downtime([rec(0), rec(1, 404), rec(2)]) == 0.01
 
 
