@@ -132,10 +132,15 @@ awx-check: bootstrap-nodocker collection-links collection-build ## AWX register 
 	@grep -q 'matplotlib.*from collection fleet.rollout' $(BUILD)/ee/introspect.txt
 	@echo "awx-check: register playbook, EE build context and collection EE metadata ok"
 
-molecule: bootstrap artifacts collection-links ## every Molecule scenario on one shared lab fleet
+# Two lanes of scenarios, each on its own lab fleet, run at once (scripts/molecule_lanes.sh);
+# every scenario with tests must be in one of them. Within a lane the scenarios run in name order.
+MOLECULE_LANE_A := canary ramped recreate release smoke
+MOLECULE_LANE_B := ab_test blue_green lb_haproxy lb_nginx shadow
+molecule: bootstrap artifacts collection-links ## every Molecule scenario, in two lanes on two lab fleets at once
+	@missing="$(filter-out $(MOLECULE_LANE_A) $(MOLECULE_LANE_B),$(MOLECULE_TESTED))"; \
+		if [ -n "$$missing" ]; then echo "molecule: scenarios in no lane (MOLECULE_LANE_A/B): $$missing"; exit 1; fi
 	@mkdir -p $(REPORTS) && rm -f $(REPORTS)/molecule-*.xml
-	@rm -rf $(MOLECULE_STATE)
-	cd $(ROOT) && molecule test --all --shared-state
+	cd $(ROOT) && scripts/molecule_lanes.sh $(MOLECULE_STATE) "$(MOLECULE_LANE_A)" "$(MOLECULE_LANE_B)"
 	@python3 $(ROOT)/scripts/junit_summary.py --label molecule $(foreach s,$(MOLECULE_TESTED),$(REPORTS)/molecule-$(s).xml)
 
 smoke: bootstrap artifacts collection-links ## the smoke scenario alone

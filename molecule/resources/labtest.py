@@ -10,7 +10,9 @@ import testinfra
 import testinfra.utils.ansible_runner
 
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-LAB_INVENTORY = os.path.join(PROJECT, "inventories", "lab")
+# FLEET_LAB_INVENTORY (relative to the project) picks the fleet: `make molecule` runs a second lane on
+# molecule/resources/lab-b.
+LAB_INVENTORY = os.path.join(PROJECT, os.environ.get("FLEET_LAB_INVENTORY") or os.path.join("inventories", "lab"))
 
 
 def lab_hosts(group: str) -> list[str]:

@@ -239,7 +239,7 @@ BAD_INPUT = {
                        "blue_green_max_error_rate: expected a percentage 0-100, got 150"),
     "smoke-path": ("blue_green", {"blue_green_smoke_path": "no-slash"}, "blue_green_smoke_path: expected a path starting with /"),
     "idle-pool-not-in-play": ("blue_green", {"rollout_app_group": "blue"},
-                              "the hosts of pool green fleet-app3, fleet-app4 are not in the play"),
+                              "the hosts of pool green %s are not in the play" % ", ".join(POOL_HOSTS["green"])),
     "rollback-unknown-pool": ("rollback", {"rollback_pool": "red"}, "rollback_pool: red is not one of the pools [\"blue\", \"green\"] of shop"),
     "ramped-on-slots": ("ramped", {"rollout_service": "shopslots"}, "Service shopslots runs its pools in release slots"),
 }

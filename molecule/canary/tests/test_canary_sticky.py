@@ -125,7 +125,7 @@ def test_the_gate_ends_the_split_without_a_failed_request(sticky):
     tail = [r["version"] for r in end.records if r["t"] > end.ended]
     assert tail and set(tail) == {ENDS[lb][1]}
     if ENDS[lb][0] == "promote":
-        assert "promoting the canary of store to 2.0.0 (fleet-app1" in end.output, end.output[-3000:]
+        assert "promoting the canary of store to 2.0.0 (%s" % CANARY in end.output, end.output[-3000:]
 
 
 def test_the_canary_waits_at_its_last_step(sticky):

@@ -16,6 +16,7 @@ from rollout_run import LAB_SERVICES, STRICT_GATE, playbook, reset_app, run_unde
 
 APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
+APP_NAME = "(?:%s)" % "|".join(re.escape(app) for app in APPS)
 
 
 @pytest.fixture(scope="module", params=sorted(LAB_SERVICES))
@@ -159,14 +160,14 @@ def test_a_drain_with_requests_in_flight_says_what_is_left(rollout, service):
             if service.lb == "haproxy":
                 # Sessions still open on servers of the batch being drained (0 on one whose last poll just saw
                 # it empty: an UP server counts as drained after two empty polls in a row).
-                assert counts and all(re.fullmatch(r"be_%s_main/fleet-app[1-4]" % service.name, name) and n >= 0
+                assert counts and all(re.fullmatch(r"be_%s_main/%s" % (service.name, APP_NAME), name) and n >= 0
                                       for name, n in counts.items()), left
             else:
                 # nginx: old workers still running, and their connections to the drained server (from /proc).
                 assert counts.pop("old nginx workers") >= 1, left
-                assert all(re.fullmatch(r"fleet-app[1-4]:8080", name) and n >= 1 for name, n in counts.items()), left
+                assert all(re.fullmatch(APP_NAME + ":8080", name) and n >= 1 for name, n in counts.items()), left
     if service.lb == "haproxy":
-        assert any(re.search(r"fleet-app[1-4] [1-9]", line[2]) for line in lines), "no line counted a session"
+        assert any(re.search(APP_NAME + " [1-9]", line[2]) for line in lines), "no line counted a session"
     else:
         assert any(":8080" in line[2] for line in lines), "no line counted a connection to a server"
 
