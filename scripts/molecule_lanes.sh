@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Run the Molecule scenarios in two lanes at once, each lane on its own copy
 # of the lab fleet (inventories/lab, molecule/resources/lab-b) with its own
 # Molecule state: a strategy scenario spends most of its time waiting on
