@@ -6,6 +6,11 @@
 # without starving each other, and the suite takes the longer lane's time.
 # Every output line carries its lane's name.
 #
+# The controller's side (molecule, ansible-playbook, pytest) runs at nice 10:
+# on a real fleet the controller does not share the hosts' CPUs, and here two
+# lanes' playbooks at once would otherwise starve the fleet's containers
+# (the traffic probe, the LBs, the apps), whose processes run at nice 0.
+#
 #   molecule_lanes.sh STATE_DIR "SCENARIOS OF LANE A" "SCENARIOS OF LANE B"
 set -u -o pipefail
 
@@ -19,7 +24,7 @@ run_lane() {
     for scenario in $scenarios; do args+=(-s "$scenario"); done
     start=$(date +%s)
     FLEET_LAB_INVENTORY=$inventory MOLECULE_EPHEMERAL_DIRECTORY=$state/$name \
-        molecule test --shared-state "${args[@]}" 2>&1 | sed -u "s/^/[$name] /"
+        nice -n 10 molecule test --shared-state "${args[@]}" 2>&1 | sed -u "s/^/[$name] /"
     rc=${PIPESTATUS[0]}
     echo "[$name] molecule ($scenarios) exit $rc after $(( $(date +%s) - start )) s"
     return "$rc"
