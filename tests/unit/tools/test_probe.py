@@ -253,14 +253,27 @@ def test_kept_up_accepts_a_probe_that_sent_on_schedule(probe):
 def test_kept_up_names_a_probe_that_died_early(probe):
     problems = probe.kept_up(_starts([100 + i / 10.0 for i in range(10)]), 10.0, 100.0, 110.0)
     assert problems == ["the probe sent 10 requests, fewer than 95 % of the 100 due in 10.0 s",
-                        "the probe sent nothing for 9.1 s from 0.9 s into its window"]
+                        "the probe sent nothing for 9.1 s from 0.9 s into its window (0 requests waiting for an"
+                        " answer halfway through it)"]
 
 
 def test_kept_up_names_a_stall_even_when_enough_were_sent(probe):
     # 2 s without a request in the middle, then a burst that catches up on the count.
     times = [100 + i / 10.0 for i in range(40)] + [106 + i / 30.0 for i in range(120)]
     assert probe.kept_up(_starts(times), 10.0, 100.0, 110.0) == [
-        "the probe sent nothing for 2.1 s from 3.9 s into its window"]
+        "the probe sent nothing for 2.1 s from 3.9 s into its window (0 requests waiting for an answer halfway"
+        " through it)"]
+
+
+def test_kept_up_counts_the_requests_still_waiting_when_a_gap_began(probe):
+    # Three of the last requests before the gap still wait for their answers halfway through it (slow answers
+    # held the workers), the others were answered: that tells a schedule held up by answers from a dead probe.
+    records = _starts([100 + i / 10.0 for i in range(40)] + [106 + i / 30.0 for i in range(120)])
+    for record, dur in zip(records[36:40], (0.05, 2.5, 3.0, 1.5)):
+        record["dur"] = dur
+    assert probe.kept_up(records, 10.0, 100.0, 110.0) == [
+        "the probe sent nothing for 2.1 s from 3.9 s into its window (3 requests waiting for an answer"
+        " halfway through it, the longest 3.0 s)"]
 
 
 def test_kept_up_does_not_count_followed_redirects_or_requests_outside_the_window(probe):
