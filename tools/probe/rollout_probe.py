@@ -454,9 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rate", type=float, default=20.0, help="requests per second (default 20)")
     run.add_argument("--duration", type=float, help="stop after this many seconds")
     run.add_argument("--count", type=int, help="stop after this many requests")
-    # Enough that slow answers (a drain, a restart, a loaded host) do not hold up the schedule: at 100
-    # requests/s, 1 s of answers held back takes 100 workers.
-    run.add_argument("--concurrency", type=int, default=256, help="worker threads (default 256)")
+    # Users keep arriving when the service is slow: with too few workers, slow answers hold up the schedule
+    # and the probe stops sending exactly when it matters (coordinated omission). At 100 requests/s, one of
+    # two LBs answering nothing for 5 s holds 250 workers (seen here under load); 1024 cover 20 s of that.
+    run.add_argument("--concurrency", type=int, default=1024, help="worker threads (default 1024)")
     run.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
     run.add_argument("--request", action="append", help="'METHOD PATH [WEIGHT] [BODY]', repeatable")
     run.add_argument("--seed", type=int, default=1, help="seed of the random request mix (default 1)")
@@ -493,8 +494,8 @@ def validate_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         args.duration = min(MAX_DURATION_S, args.count / args.rate + 1.0)
     if not 0 < args.duration <= MAX_DURATION_S:
         parser.error("--duration must be above 0 and at most %g seconds" % MAX_DURATION_S)
-    if args.concurrency < 1 or args.concurrency > 1024:
-        parser.error("--concurrency must be between 1 and 1024")
+    if args.concurrency < 1 or args.concurrency > 4096:
+        parser.error("--concurrency must be between 1 and 4096")
     if args.users < 0:
         parser.error("--users must not be negative")
     if args.users and not (args.user_cookie or args.user_header or args.cookie_jar):
