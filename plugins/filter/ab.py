@@ -10,8 +10,8 @@ from decimal import Decimal, InvalidOperation
 from ansible.errors import AnsibleFilterError
 
 BUCKETS = 10000
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-GOAL_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&()*+,=:@/-]*$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+GOAL_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&()*+,=:@/-]*\Z")
 RESERVED = ("active", "preview", "maintenance", "canary", "stable")
 
 
@@ -71,7 +71,7 @@ def ab_problems(split, service: dict, groups, play_hosts, versions=None, control
     if control and control not in split:
         problems.append("ab_test_control: %r is not a variant of the split (%s)" % (control, ", ".join(split)))
     if not isinstance(goal, dict) or not isinstance(goal.get("path"), str) or not GOAL_PATH.match(goal["path"]) \
-            or not re.match(r"^[A-Z]+$", str(goal.get("method", "GET"))):
+            or not re.match(r"^[A-Z]+\Z", str(goal.get("method", "GET"))):
         problems.append("ab_test_goal: expected {method: GET, path: /checkout}, got %r" % (goal,))
     if name and (not isinstance(name, str) or not SAFE_NAME.match(name) or len(name) > 64):
         problems.append("ab_test_name: expected letters, digits, '.', '_' and '-' (at most 64), got %r" % (name,))

@@ -14,13 +14,13 @@ import re
 from collections.abc import Mapping
 
 # A directory name, never a path (rollout_version follows the same rule).
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
 URL = re.compile(r"^https?://[^/\s]+")
-ACCOUNT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-UNIT_DIRECTIVE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
-SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-ROOT = re.compile(r"^/[^\s]*[^/\s]$")
+ACCOUNT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\Z")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+UNIT_DIRECTIVE = re.compile(r"^[A-Za-z][A-Za-z0-9]*\Z")
+SHA256 = re.compile(r"^[0-9a-fA-F]{64}\Z")
+ROOT = re.compile(r"^/[^\s]*[^/\s]\Z")
 HOOK_POINTS = ("before_install", "after_install", "before_activate", "after_activate")
 MARKER = ".release-sha256"
 

@@ -9,12 +9,12 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 # What goes into a health check line of haproxy.cfg: no spaces, quotes, '#', braces or control characters.
-HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&()*+,=:@/?-]*$")
+HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&()*+,=:@/?-]*\Z")
 # Names that go into LB configs as they are (nginx reads a cookie as $cookie_<name>: no '-').
-HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
-COOKIE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*\Z")
+COOKIE_NAME = re.compile(r"^[A-Za-z0-9_]+\Z")
 
 
 def _is_port(value) -> bool:

@@ -29,7 +29,7 @@ READ_CHUNK = 65536
 # A smoke answer is small; past this the rest of the body is not read (the request still counts).
 BODY_READ_LIMIT = 8 * 1024 * 1024
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _BAD_URL = re.compile(r"[\x00-\x20\x7f]")
 

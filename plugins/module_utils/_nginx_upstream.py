@@ -32,13 +32,13 @@ METHODS_WITHOUT_BACKUP = ("ip_hash", "hash", "random")
 # Words that nginx reads as a parameter of the map block, not as a source value.
 MAP_RESERVED_KEYS = ("default", "include")
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-VARIABLE_RE = re.compile(r"^\$[A-Za-z_][A-Za-z0-9_]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
+VARIABLE_RE = re.compile(r"^\$[A-Za-z_][A-Za-z0-9_]*\Z")
 BRACED_VARIABLE_RE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-HOST_RE = re.compile(r"^%s(?:\.%s)*$" % (HOST_LABEL, HOST_LABEL))
-UNIX_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+=,:-]*$")
-BARE_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.:/@$-]+$")
+HOST_RE = re.compile(r"^%s(?:\.%s)*\Z" % (HOST_LABEL, HOST_LABEL))
+UNIX_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+=,:-]*\Z")
+BARE_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.:/@$-]+\Z")
 FORBIDDEN_CHARS = ";{}\"'#"
 
 RELOAD_CONFIRM_TIMEOUT = 10.0

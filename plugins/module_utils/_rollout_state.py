@@ -19,7 +19,7 @@ import time
 
 from ansible_collections.fleet.rollout.plugins.module_utils._atomic_file import read_text, write_atomic
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 HISTORY_LIMIT = 50
 
 

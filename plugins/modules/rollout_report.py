@@ -117,7 +117,7 @@ from ansible_collections.fleet.rollout.plugins.module_utils._rollout_report impo
     build, markdown, plot, release_changes, to_json,
 )
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
 
 
 def main():

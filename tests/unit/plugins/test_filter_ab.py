@@ -45,6 +45,7 @@ def test_good_input_has_no_problem():
     ({"a": 0, "b": 100}, {}, "ab_test_split.a: expected a percent above 0, at most 100, in steps of 0.01, got 0"),
     ({"a": 50, "b": 50}, {"versions": {"c": "2.0.0"}}, "ab_test_versions: 'c' is not a variant of the split"),
     ({"a": 50, "b": 50}, {"versions": {"b": "../x"}}, "ab_test_versions.b: expected a release name"),
+    ({"a": 50, "b": 50}, {"versions": {"b": "2.0.0\n"}}, "ab_test_versions.b: expected a release name"),
     ({"a": 50, "b": 50}, {"control": "z"}, "ab_test_control: 'z' is not a variant"),
     ({"a": 50, "b": 50}, {"goal": {"path": "checkout"}}, "ab_test_goal: expected"),
     ({"a": 50, "b": 50}, {"name": "a b"}, "ab_test_name: expected"),

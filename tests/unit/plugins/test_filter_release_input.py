@@ -36,6 +36,11 @@ def test_good_input_has_no_problem():
     ({"release_service": "a" * 65}, "at most 64 characters"),
     ({"release_version": "../x"}, 'and is required unless release_rollback is true, got "../x"'),
     ({"release_version": ""}, "release_version must be a safe name"),
+    # A trailing newline passes a regex that ends in $ (it matches before a final newline).
+    ({"release_version": "2.0.0\n"}, "release_version must be a safe name"),
+    ({"release_service": "shop\n"}, "release_service must be a safe name"),
+    ({"release_sha256": "ab" * 32 + "\n"}, "release_sha256 must be"),
+    ({"release_root": "/opt/app\n"}, "release_root must be"),
     ({"release_slot": "main"}, "'main' is reserved"),
     ({"release_artifact_url": "https://x/a.tgz"}, "give exactly one of release_artifact"),
     ({"release_artifact": ""}, "give exactly one of release_artifact"),

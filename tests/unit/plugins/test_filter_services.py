@@ -26,6 +26,9 @@ def test_a_good_service_has_no_problem():
 @pytest.mark.parametrize("services, message", [
     ([], "rollout_services: expected a non-empty list"),
     ([shop(name="../x")], "rollout_services[0].name: expected letters"),
+    # A trailing newline passes a regex that ends in $ (it matches before a final newline).
+    ([shop(name="shop\n")], "rollout_services[0].name: expected letters"),
+    ([shop(health_path="/healthz\n")], ".health_path: expected a path"),
     ([shop(), shop()], "rollout_services[1].name: service 'shop' is defined twice"),
     ([shop(port=0)], "rollout_services[0] (shop).port: expected the LB port"),
     ([shop(), shop(name="api")], "rollout_services[1] (api).port: 80 is already used by service 'shop'"),

@@ -38,6 +38,9 @@ def test_check_mode_writes_nothing(run_module, tmp_path):
 def test_bad_service_name_and_corrupt_file_are_clear_errors(run_module, tmp_path):
     out = run_module(rollout_state.main, {"service": "../etc", "state_dir": str(tmp_path)})
     assert out["failed"] and "service '../etc'" in out["msg"]
+    # A trailing newline would name a directory "shop\n" next to shop's.
+    out = run_module(rollout_state.main, {"service": "shop\n", "state_dir": str(tmp_path)})
+    assert out["failed"] and not (tmp_path / "shop\n").exists()
     (tmp_path / "shop").mkdir()
     (tmp_path / "shop" / "state.json").write_text("{not json")
     out = run_module(rollout_state.main, {"service": "shop", "state_dir": str(tmp_path)})
