@@ -28,15 +28,35 @@ def lock_path(state_dir: str, service: str) -> str:
     return os.path.join(os.path.dirname(state_path(state_dir, service)), "lock.json")
 
 
+# A lock is for one rollout: a week is far longer than any, and bounds what a typo (or 1e12) can hold.
+MAX_TTL = 7 * 24 * 3600.0
+
+
+def _corrupt(reason: str) -> dict:
+    return {"owner": "(corrupt lock file: %s)" % reason, "corrupt": reason}
+
+
+def _is_time(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _read(path: str) -> dict | None:
+    """The lock's holder; a file this module did not write whole is "corrupt" (never taken without force)."""
     text = read_text(path)
     if text is None:
         return None
     try:
         data = json.loads(text)
     except ValueError:
-        return {"owner": "(unreadable lock file)", "expires": 0}
-    return data if isinstance(data, dict) else {"owner": "(unreadable lock file)", "expires": 0}
+        return _corrupt("not JSON")
+    if not isinstance(data, dict):
+        return _corrupt("not a JSON object")
+    if not isinstance(data.get("owner"), str) or not data["owner"]:
+        return _corrupt("no owner")
+    for key in ("expires", "started"):
+        if not _is_time(data.get(key)):
+            return _corrupt("%s is %s, not a time" % (key, json.dumps(data.get(key))))
+    return data
 
 
 def _when(epoch) -> str:
@@ -48,17 +68,25 @@ def converge(state_dir: str, service: str, state: str, owner: str, ttl: float = 
     """``state``: ``acquired`` (take or refresh), ``released`` (give back) or ``query`` (read only).
     ``take_over`` names a holder known to be gone: its lock is taken over, and only its (checked under the
     file lock, so a run that took the lock meanwhile is refused as usual)."""
+    if not 0 < ttl <= MAX_TTL:
+        raise StateError("ttl must be above 0 and at most %d seconds (7 days), got %g" % (MAX_TTL, ttl))
     path = lock_path(state_dir, service)
     current_time = now()
     with locked(state_path(state_dir, service), exclusive=not check_mode and state != "query"):
         holder = _read(path)
-        stale = holder is not None and float(holder.get("expires", 0)) <= current_time
+        corrupt = holder is not None and "corrupt" in holder
+        stale = holder is not None and not corrupt and holder["expires"] <= current_time
         ours = holder is not None and holder.get("owner") == owner
         result = {"changed": False, "lock_file": path, "holder": holder, "stale": stale, "broken": None}
         if state == "query":
             return result
         if state == "acquired":
             gone = take_over is not None and holder is not None and holder.get("owner") == take_over
+            if corrupt and not force:
+                raise LockHeld(
+                    "the rollout lock of %s (%s) is corrupt: %s. A fleet.rollout run did not write it whole; check "
+                    "that no rollout of %s is running, then take it with force=true." % (
+                        service, path, holder["corrupt"], service), holder)
             if holder is not None and not ours and not stale and not force and not gone:
                 raise LockHeld(
                     "%s is being rolled out by %s since %s (lock valid until %s, %s). Wait for it to finish, or, if "

@@ -40,11 +40,13 @@ options:
       - Who holds the lock, for example C(user@controller (AWX job 123)). Required unless O(state=query).
     type: str
   ttl:
-    description: Seconds the lock stays valid after it was taken or refreshed.
+    description: Seconds the lock stays valid after it was taken or refreshed; above 0 and at most 604800 (7 days).
     type: float
     default: 3600
   force:
-    description: Take or release the lock even if another owner holds it and it has not expired.
+    description:
+      - Take or release the lock even if another owner holds it and it has not expired.
+      - A corrupt lock file (not JSON, no owner, or a start or expiry that is not a time) is never taken without it.
     type: bool
     default: false
   take_over:
@@ -122,8 +124,6 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p["ttl"] <= 0:
-        module.fail_json(msg="ttl must be above 0 seconds, got %s" % p["ttl"])
     try:
         result = converge(p["state_dir"], p["service"], p["state"], p["owner"] or "", ttl=p["ttl"], force=p["force"],
                           info=p["info"], check_mode=module.check_mode, take_over=p["take_over"])

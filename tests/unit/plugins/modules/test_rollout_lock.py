@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ansible_collections.fleet.rollout.plugins.module_utils import _rollout_lock
 from ansible_collections.fleet.rollout.plugins.modules import rollout_lock
 
@@ -51,6 +53,7 @@ def test_check_mode_and_bad_input(run_module, tmp_path):
     out = run_module(rollout_lock.main, args(tmp_path), check_mode=True)
     assert out["changed"] and not (tmp_path / "shop").exists()
     assert "ttl must be above 0" in run_module(rollout_lock.main, args(tmp_path, ttl=0))["msg"]
+    assert "at most 604800 seconds (7 days), got 1e+12" in run_module(rollout_lock.main, args(tmp_path, ttl=1e12))["msg"]
     assert "state is acquired but all of the following are missing: owner" in \
         run_module(rollout_lock.main, {"service": "shop", "state_dir": str(tmp_path)})["msg"]
     assert "service '../x'" in run_module(rollout_lock.main, args(tmp_path, service="../x"))["msg"]
@@ -64,3 +67,24 @@ def test_take_over_breaks_only_the_named_gone_holder(run_module, tmp_path):
     taken = run_module(rollout_lock.main, args(tmp_path, owner="bob@ctl [run 2]", take_over="alice@ctl [run 1]"))
     assert taken["changed"] and taken["broken"]["owner"] == "alice@ctl [run 1]"
     assert json.loads((tmp_path / "shop" / "lock.json").read_text())["owner"] == "bob@ctl [run 2]"
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("{not json", "not JSON"),
+    ("[1]", "not a JSON object"),
+    ('{"expires": 9999999999, "started": 1}', "no owner"),
+    ('{"owner": "alice@ctl", "expires": null, "started": 1}', "expires is null, not a time"),
+    ('{"owner": "alice@ctl", "expires": 9999999999, "started": "x"}', 'started is "x", not a time'),
+    ('{"owner": "alice@ctl", "expires": true, "started": 1}', "expires is true, not a time"),
+])
+def test_a_corrupt_lock_is_refused_until_forced(run_module, tmp_path, content, reason):
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "lock.json").write_text(content)
+    query = run_module(rollout_lock.main, args(tmp_path, state="query"))
+    assert query["holder"]["corrupt"] == reason and not query["stale"]
+    refused = run_module(rollout_lock.main, args(tmp_path))
+    assert refused["failed"] and "is corrupt: %s" % reason in refused["msg"] and "force=true" in refused["msg"]
+    assert (tmp_path / "shop" / "lock.json").read_text() == content
+    forced = run_module(rollout_lock.main, args(tmp_path, force=True))
+    assert forced["changed"] and forced["broken"]["corrupt"] == reason
+    assert json.loads((tmp_path / "shop" / "lock.json").read_text())["owner"] == "alice@ctl"
