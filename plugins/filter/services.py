@@ -15,6 +15,9 @@ HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&()*+,=:@/?-]*\Z")
 # Names that go into LB configs as they are (nginx reads a cookie as $cookie_<name>: no '-').
 HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*\Z")
 COOKIE_NAME = re.compile(r"^[A-Za-z0-9_]+\Z")
+# A server address as the LB configs take it: a host name, IPv4 or IPv6 address. Nothing that could end a
+# config line or start a comment (a newline in ansible_host would add lines to haproxy.cfg that haproxy -c accepts).
+SERVER_ADDRESS = re.compile(r"\A[A-Za-z0-9_\[][A-Za-z0-9_.:\[\]-]{0,252}\Z")
 
 
 def _is_port(value) -> bool:
@@ -131,6 +134,11 @@ def pool_servers(pool: dict, groups, hostvars) -> list[dict]:
     for host in sorted(groups[pool["group"]]):
         hvars = hostvars[host] if host in hostvars else {}
         address = hvars.get("rollout_address") or hvars.get("ansible_host") or host
+        if not isinstance(address, str) or not SERVER_ADDRESS.match(address):
+            source = "rollout_address" if hvars.get("rollout_address") else "ansible_host" if hvars.get("ansible_host") \
+                else "the inventory name"
+            raise AnsibleFilterError("%s of %s (pool %s): expected a host name or an IP address, got %r"
+                                     % (source, host, pool.get("name"), address))
         servers.append({"name": host, "address": address, "port": pool["port"]})
     return servers
 

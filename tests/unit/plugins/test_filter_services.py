@@ -65,6 +65,24 @@ def test_pool_servers_are_sorted_with_addresses():
     ]
 
 
+@pytest.mark.parametrize("hostvars, message", [
+    ({"app1": {"ansible_host": "10.0.0.1\n    server evil 6.6.6.6:80"}}, "ansible_host of app1 (pool blue)"),
+    ({"app1": {"rollout_address": "app1 backup"}}, "rollout_address of app1 (pool blue)"),
+    ({"app1": {"rollout_address": "app1;"}}, "rollout_address of app1"),
+    ({"app1": {"ansible_host": "-x"}}, "ansible_host of app1"),
+])
+def test_a_server_address_that_could_change_the_lb_config_is_refused(hostvars, message):
+    with pytest.raises(AnsibleFilterError, match="expected a host name or an IP address") as err:
+        pool_servers({"name": "blue", "group": "blue", "port": 8080}, GROUPS, hostvars)
+    assert message in str(err.value)
+
+
+def test_ipv6_and_bracketed_addresses_are_accepted():
+    hostvars = {"app1": {"ansible_host": "fd00::1"}, "app2": {"rollout_address": "[fd00::2]"}}
+    assert [s["address"] for s in pool_servers({"name": "blue", "group": "blue", "port": 1}, GROUPS, hostvars)] == \
+        ["fd00::1", "[fd00::2]"]
+
+
 def test_active_and_preview_pools():
     assert active_pool(shop()) == "blue" and active_pool(shop(active_pool="green")) == "green"
     assert preview_pool(shop(), "blue") == "green" and preview_pool(shop(), "green") == "blue"
