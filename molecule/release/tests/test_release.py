@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from labtest import PROJECT, http, lab_hosts, load_json
+from rollout_run import playbook
 
 APPS = lab_hosts("app")
 ROOT = "/opt/sample-app"
@@ -175,3 +176,17 @@ def test_hooks_ran_at_their_points(host_for, name):
     assert "before_install sample-app blue 1.0.0" not in lines
     # ...and after_activate only once the gate passed.
     assert "after_activate sample-app main 2.0.1-bad" not in lines
+
+
+def test_a_corrupt_release_state_is_named_though_the_read_is_no_log(host_for):
+    """The read hides its result (the environment file's content is in it), not which file is corrupt."""
+    name = APPS[0]
+    host = host_for(name)
+    root = "/opt/sample-corrupt"
+    assert host.run("mkdir -p %s && printf '{broken' > %s/release-state.json" % (root, root)).rc == 0
+    try:
+        result = playbook("tools/lab/app.yml", {"release_root": root, "sample_app_version": "1.0.0"}, "--limit", name)
+    finally:
+        host.run("rm -rf %s" % root)
+    assert result.returncode != 0
+    assert "%s/release-state.json is not JSON" % root in result.stdout, result.stdout[-3000:]
