@@ -124,11 +124,26 @@ def wait_for_relay(lab, lines: int, timeout: float = 10.0) -> None:
     raise AssertionError("the relay logged fewer than %d requests in %.0f s" % (lines, timeout))
 
 
+def wait_for_access_log(lab, lines: int, timeout: float = 10.0) -> None:
+    """nginx logs a request after it answered it, at that moment ($msec): under load the last line can come after
+    the client's ``time.time()`` and fall out of the window. Wait until nginx logged ``lines`` requests."""
+    path = os.path.join(lab["root"], "fleet-shop.access.json")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as handle:
+                if sum(1 for _line in handle) >= lines:
+                    return
+        time.sleep(0.05)
+    raise AssertionError("nginx logged fewer than %d requests in %.0f s" % (lines, timeout))
+
+
 def test_a_good_shadow_passes_and_counts_match_the_logs(shadowed, run_module):
     lab = shadowed()
     since = time.time()
     answers = send(lab["port"], gets=100, posts=25)
     wait_for_relay(lab, 100)
+    wait_for_access_log(lab, 125)
     out = report(run_module, lab, since)
     assert not out.get("failed"), out
     assert {a["version"] for a in answers} == {"1.0.0"} and {a["status"] for a in answers} == {200, 201}
@@ -147,6 +162,7 @@ def test_mirrored_writes_go_to_the_shadow_store_and_500s_fail(shadowed, run_modu
     since = time.time()
     answers = send(lab["port"], gets=40, posts=10)
     wait_for_relay(lab, 50)
+    wait_for_access_log(lab, 50)
     out = report(run_module, lab, since)
     assert {a["status"] for a in answers} == {200, 201}
     assert out["verdict"] == "fail" and out["shadow_error_rate"] == 100.0 and out["mismatch_rate"] == 100.0
@@ -167,6 +183,7 @@ def test_a_stopped_shadow_fails_and_rows_merge(shadowed, run_module):
     answers = send(lab["port"], gets=30)
     assert {a["status"] for a in answers} == {200}
     wait_for_relay(lab, 30)
+    wait_for_access_log(lab, 30)
     first = report(run_module, lab, since, return_rows=True)
     assert len(first["rows"]) == 30 and first["shadow_failed"] == 30
     assert any("Connection" in kind for kind in first["shadow_errors"])
@@ -179,6 +196,7 @@ def test_a_sample_mirrors_a_share(shadowed, run_module):
     lab = shadowed(sample=50)
     since = time.time()
     send(lab["port"], gets=400)
+    wait_for_access_log(lab, 400)
     out = report(run_module, lab, since)
     assert 150 <= out["mirrored"] <= 250 and out["primary_requests"] == 400
 
