@@ -15,6 +15,7 @@ decisions can be unit-tested; the real thing runs in the release and strategy sc
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -102,6 +103,15 @@ def releases_to_remove(releases: dict, keep: int, protected: set[str]) -> list[s
 def protected_releases(state: dict, *more: str) -> set[str]:
     slots = (state.get("slots") or {}).values()
     return {name for name in [s.get("version") for s in slots] + [s.get("previous") for s in slots] + list(more) if name}
+
+
+def linked_releases(root: str, releases_dir: str) -> set[str]:
+    """The releases a live link points at (``current`` and every slot's): protected even when the state file
+    that names them is missing, so that cleaning one slot never removes another slot's live release."""
+    releases = os.path.realpath(releases_dir)
+    links = [os.path.join(root, "current")] + glob.glob(os.path.join(root, "slots", "*", "current"))
+    return {os.path.basename(target) for target in (os.path.realpath(link) for link in links if os.path.islink(link))
+            if os.path.dirname(target) == releases}
 
 
 class Activation:
@@ -232,7 +242,8 @@ class Activation:
         keep = self.p.get("keep")
         if keep and outcome != "failed":
             releases = read_releases(self.releases_dir, self.p.get("marker") or ".release-sha256", [])
-            protected = protected_releases(new_state, self.target, self.live_before)
+            protected = protected_releases(new_state, self.target, self.live_before) | linked_releases(
+                self.p["root"], self.releases_dir)
             for name in releases_to_remove(releases, int(keep), protected):
                 shutil.rmtree(os.path.join(self.releases_dir, name), ignore_errors=True)
                 removed.append(name)

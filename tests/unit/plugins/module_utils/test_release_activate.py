@@ -158,6 +158,20 @@ def test_keep_removes_the_oldest_unprotected_release(tree, app):
     assert result["removed"] == ["0.9.0"]
 
 
+def test_keep_never_removes_a_release_a_live_link_points_at_even_without_the_state_file(tree, app):
+    # Another slot's live release, named by no state file (it was lost): only its link says it is live.
+    for version, mtime in (("0.9.0", 20), ("0.8.0", 10)):
+        (tree / "releases" / version).mkdir()
+        (tree / "releases" / version / ".release-sha256").write_text("ab" * 32 + "\n")
+        os.utime(tree / "releases" / version / ".release-sha256", (mtime, mtime))
+    (tree / "slots" / "blue").mkdir(parents=True)
+    os.symlink("../../releases/0.9.0", str(tree / "slots" / "blue" / "current"))
+    (tree / "release-state.json").unlink()
+    result = Activation(params(tree, app, "2.0.0", keep=1), app.systemctl).run()
+    assert result["removed"] == ["0.8.0"]
+    assert (tree / "releases" / "0.9.0").is_dir() and (tree / "releases" / "1.0.0").is_dir()
+
+
 def test_check_mode_changes_nothing(tree, app):
     result = Activation(params(tree, app, "2.0.0"), app.systemctl).run(check_mode=True)
     assert result["changed"] and result["outcome"] == "deployed"
