@@ -14,6 +14,7 @@ SANITY_TREE := $(BUILD)/sanity/ansible_collections/fleet/rollout
 REPORTS := $(BUILD)/reports
 # Scenarios with testinfra tests must each leave a JUnit report with tests in it.
 MOLECULE_TESTED := $(patsubst $(ROOT)/molecule/%/tests,%,$(wildcard $(ROOT)/molecule/*/tests))
+MOLECULE_SCENARIOS := $(patsubst $(ROOT)/molecule/%/molecule.yml,%,$(wildcard $(ROOT)/molecule/*/molecule.yml))
 PYTHON_VERSION := 3.11
 SAMPLE_APP_VERSIONS := 1.0.0 2.0.0 2.0.1-bad
 
@@ -142,7 +143,7 @@ MOLECULE_LANE_A := canary ramped recreate release smoke
 MOLECULE_LANE_B := ab_test blue_green lb_haproxy lb_nginx shadow
 MOLECULE_LANES ?= $(shell [ "$$(nproc)" -ge 4 ] && echo 2 || echo 1)
 molecule: bootstrap artifacts collection-links ## every Molecule scenario (MOLECULE_LANES=2: in two lanes on two lab fleets at once)
-	@missing="$(filter-out $(MOLECULE_LANE_A) $(MOLECULE_LANE_B),$(MOLECULE_TESTED))"; \
+	@missing="$(filter-out default $(MOLECULE_LANE_A) $(MOLECULE_LANE_B),$(MOLECULE_SCENARIOS))"; \
 		if [ -n "$$missing" ]; then echo "molecule: scenarios in no lane (MOLECULE_LANE_A/B): $$missing"; exit 1; fi
 	@mkdir -p $(REPORTS) && rm -f $(REPORTS)/molecule-*.xml
 	cd $(ROOT) && if [ "$(MOLECULE_LANES)" = 2 ]; then \

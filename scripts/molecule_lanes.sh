@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Run the Molecule scenarios in two lanes at once, each lane on its own copy
-# of the lab fleet (inventories/lab, molecule/resources/lab-b) with its own
-# Molecule state: a strategy scenario spends most of its time waiting on
-# drains, analysis windows and health gates, so two of them share 2 cores
-# without starving each other, and the suite takes the longer lane's time.
-# Every output line carries its lane's name.
+# Run the Molecule scenarios in one lane, or in two lanes at once, each lane
+# on its own copy of the lab fleet (inventories/lab, molecule/resources/lab-b)
+# with its own Molecule state: the suite then takes the longer lane's time,
+# when the machine has the CPU for both (on 2 cores it does not: see the
+# Makefile's MOLECULE_LANES). Every output line carries its lane's name.
 #
 # The controller's side (molecule, ansible-playbook, pytest) must not starve
 # the fleet, as it cannot on a real fleet, where it has its own machine.
@@ -38,14 +37,15 @@ run_lane() {
 
 CGROUP_V1_CPU=/sys/fs/cgroup/cpu
 CONTROLLER_CGROUP=$CGROUP_V1_CPU/fleet-rollout-controller
-if [ -w "$CGROUP_V1_CPU/cgroup.procs" ]; then
-    mkdir -p "$CONTROLLER_CGROUP"
-    echo 256 > "$CONTROLLER_CGROUP/cpu.shares"
-    echo $$ > "$CONTROLLER_CGROUP/cgroup.procs"
+if [ -w "$CGROUP_V1_CPU/cgroup.procs" ] && mkdir -p "$CONTROLLER_CGROUP" \
+        && echo 256 > "$CONTROLLER_CGROUP/cpu.shares" && echo $$ > "$CONTROLLER_CGROUP/cgroup.procs"; then
     echo "molecule lanes: the controller side runs in $CONTROLLER_CGROUP (256 CPU shares, docker's containers 1024)"
 fi
 
 rm -rf "$state"
+b=""
+# Interrupted, the lanes stop too (each molecule destroys its fleet as it ends).
+trap 'kill -TERM $a $b 2>/dev/null' INT TERM
 run_lane lab-a inventories/lab "$lane_a" & a=$!
 rc_b=0
 if [ -n "$lane_b" ]; then

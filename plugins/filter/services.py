@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 
+import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -15,9 +16,22 @@ HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&()*+,=:@/?-]*\Z")
 # Names that go into LB configs as they are (nginx reads a cookie as $cookie_<name>: no '-').
 HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*\Z")
 COOKIE_NAME = re.compile(r"^[A-Za-z0-9_]+\Z")
-# A server address as the LB configs take it: a host name, IPv4 or IPv6 address. Nothing that could end a
-# config line or start a comment (a newline in ansible_host would add lines to haproxy.cfg that haproxy -c accepts).
-SERVER_ADDRESS = re.compile(r"\A[A-Za-z0-9_\[][A-Za-z0-9_.:\[\]-]{0,252}\Z")
+# A server host name as the LB configs take it (IP addresses are checked by ipaddress). Nothing that could end
+# a config line or start a comment (a newline in ansible_host would add lines to haproxy.cfg that haproxy -c
+# accepts).
+SERVER_NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}\Z")
+# What an IP address (and an IPv6 zone such as %eth0, which ipaddress takes whatever follows the %) may hold.
+SERVER_IP_CHARS = re.compile(r"\A\[?[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?\]?\Z")
+
+
+def _is_server_address(address) -> bool:
+    if not isinstance(address, str):
+        return False
+    try:
+        ipaddress.ip_address(address[1:-1] if address.startswith("[") and address.endswith("]") else address)
+        return bool(SERVER_IP_CHARS.match(address))
+    except ValueError:
+        return bool(SERVER_NAME.match(address))
 
 
 def _is_port(value) -> bool:
@@ -134,7 +148,7 @@ def pool_servers(pool: dict, groups, hostvars) -> list[dict]:
     for host in sorted(groups[pool["group"]]):
         hvars = hostvars[host] if host in hostvars else {}
         address = hvars.get("rollout_address") or hvars.get("ansible_host") or host
-        if not isinstance(address, str) or not SERVER_ADDRESS.match(address):
+        if not _is_server_address(address):
             source = "rollout_address" if hvars.get("rollout_address") else "ansible_host" if hvars.get("ansible_host") \
                 else "the inventory name"
             raise AnsibleFilterError("%s of %s (pool %s): expected a host name or an IP address, got %r"

@@ -113,7 +113,8 @@ def rollout_status(service: dict, lb_states: dict, lb_servers: dict, locks: dict
     lock = None
     if holders:
         holder = next(iter(holders.values()))
-        expired = float(holder.get("expires", 0) or 0) <= current
+        # A corrupt lock file (fleet.rollout.rollout_lock says why) never expires: only force takes it.
+        expired = "corrupt" not in holder and float(holder.get("expires", 0) or 0) <= current
         lock = dict(holder, lbs=sorted(holders), expired=expired)
     events = [event for event in (states[0].get("history") or [] if states else [])
               if isinstance(event, dict) and event.get("event") in ("rollout", "rollback")]
@@ -133,7 +134,10 @@ def rollout_status(service: dict, lb_states: dict, lb_servers: dict, locks: dict
                      (row["live"] or "-") if row["readable"] else "unreadable",
                      row["previous"] or "-", recorded] + [_lb_cell(row["lbs"][lb]) for lb in lbs])
     lines = [title] + _table(header, rows) + ["  (* the active pool; w = weight, s = open sessions)"]
-    if lock:
+    if lock and lock.get("corrupt"):
+        lines.append("rollout lock: CORRUPT lock file (%s): every rollout is refused until rollout_lock_force=true"
+                     % lock["corrupt"])
+    elif lock:
         info = lock.get("info") or {}
         detail = ", ".join("%s=%s" % (key, info[key]) for key in sorted(info) if info[key] not in (None, "", [], {}))
         lines.append("rollout running: %s%s, taken %s, expires %s%s" % (

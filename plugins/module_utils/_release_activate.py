@@ -109,7 +109,7 @@ def linked_releases(root: str, releases_dir: str) -> set[str]:
     """The releases a live link points at (``current`` and every slot's): protected even when the state file
     that names them is missing, so that cleaning one slot never removes another slot's live release."""
     releases = os.path.realpath(releases_dir)
-    links = [os.path.join(root, "current")] + glob.glob(os.path.join(root, "slots", "*", "current"))
+    links = [os.path.join(root, "current")] + glob.glob(os.path.join(glob.escape(root), "slots", "*", "current"))
     return {os.path.basename(target) for target in (os.path.realpath(link) for link in links if os.path.islink(link))
             if os.path.dirname(target) == releases}
 

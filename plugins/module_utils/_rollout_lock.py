@@ -68,6 +68,8 @@ def converge(state_dir: str, service: str, state: str, owner: str, ttl: float = 
     """``state``: ``acquired`` (take or refresh), ``released`` (give back) or ``query`` (read only).
     ``take_over`` names a holder known to be gone: its lock is taken over, and only its (checked under the
     file lock, so a run that took the lock meanwhile is refused as usual)."""
+    if state != "query" and not owner:
+        raise StateError("owner must name who takes or gives back the lock, got an empty one")
     if not 0 < ttl <= MAX_TTL:
         raise StateError("ttl must be above 0 and at most %d seconds (7 days), got %g" % (MAX_TTL, ttl))
     path = lock_path(state_dir, service)
@@ -84,8 +86,8 @@ def converge(state_dir: str, service: str, state: str, owner: str, ttl: float = 
             gone = take_over is not None and holder is not None and holder.get("owner") == take_over
             if corrupt and not force:
                 raise LockHeld(
-                    "the rollout lock of %s (%s) is corrupt: %s. A fleet.rollout run did not write it whole; check "
-                    "that no rollout of %s is running, then take it with force=true." % (
+                    "the rollout lock of %s (%s) is corrupt: %s. fleet.rollout did not write it so; check that no "
+                    "rollout of %s is running, then take it with force=true." % (
                         service, path, holder["corrupt"], service), holder)
             if holder is not None and not ours and not stale and not force and not gone:
                 raise LockHeld(

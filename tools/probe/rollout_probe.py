@@ -180,6 +180,21 @@ MIN_SENT_SHARE = 0.95
 MAX_GAP_S = 1.0
 
 
+# Files the probe holds besides its sockets (output, stop file, standard streams), with room to spare.
+SPARE_FILES = 64
+
+
+def open_files_plan(concurrency: int, soft: int, hard: int, unlimited: int = -1) -> tuple[int, int]:
+    """(soft limit to set, workers to run): each request in flight holds a socket, and a probe that runs out of
+    files would count its own "Too many open files" as failed requests. The soft limit is raised up to the hard
+    one; past that, fewer workers."""
+    want = concurrency + SPARE_FILES
+    if soft == unlimited or soft >= want:
+        return soft, concurrency
+    new_soft = want if hard == unlimited else min(want, hard)
+    return new_soft, max(1, min(concurrency, new_soft - SPARE_FILES))
+
+
 def kept_up(records: list[dict], rate: float, started: float, stopped: float) -> list[str]:
     """What says the probe did not keep up with ``rate`` requests/s from ``started`` to ``stopped`` (too few
     sent, or a gap), one sentence each; an empty list when it did. Followed redirects do not count."""
@@ -298,6 +313,7 @@ class Probe:
         self.user_locks: dict[str, threading.Lock] = {}
         self.out = None
         self.t0 = 0.0
+        self.go = threading.Event()
 
     # Scheduling: request i is due at t0 + i / rate. A free worker takes the
     # next index, so slow requests never lower the rate while workers remain.
@@ -387,6 +403,7 @@ class Probe:
         return record
 
     def _worker(self) -> None:
+        self.go.wait()
         while True:
             job = self._next_job()
             if job is None:
@@ -413,21 +430,41 @@ class Probe:
             if os.path.exists(self.args.stop_file):
                 self.stop.set()
 
+    def _fit_open_files(self) -> None:
+        try:
+            # POSIX only: imported where it is used.
+            import resource  # pylint: disable=import-outside-toplevel
+        except ImportError:
+            return
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        new_soft, workers = open_files_plan(self.args.concurrency, soft, hard, resource.RLIM_INFINITY)
+        if new_soft != soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+        if workers < self.args.concurrency:
+            sys.stderr.write("probe: %d workers, not %d: the open files limit is %d\n"
+                             % (workers, self.args.concurrency, new_soft))
+            self.args.concurrency = workers
+
     def run(self) -> dict:
+        self._fit_open_files()
         if self.args.out:
             self.out = open(self.args.out, "w", encoding="utf-8", buffering=1)
         try:
-            self.t0 = time.time() + 0.05
             workers = [threading.Thread(target=self._worker, daemon=True) for n in range(self.args.concurrency)]
             if self.args.stop_file:
                 threading.Thread(target=self._watch_stop_file, daemon=True).start()
+            # The schedule starts once every worker runs: starting a thousand threads takes a while on a busy
+            # host, and a schedule already under way would start with a burst of requests overdue.
             for worker in workers:
                 worker.start()
+            self.t0 = time.time() + 0.05
+            self.go.set()
             for worker in workers:
                 while worker.is_alive():
                     worker.join(0.2)
         finally:
             self.stop.set()
+            self.go.set()
             if self.out:
                 self.out.close()
         return summarize(self.records, self.args.fail_on_4xx)

@@ -70,6 +70,9 @@ def test_pool_servers_are_sorted_with_addresses():
     ({"app1": {"rollout_address": "app1 backup"}}, "rollout_address of app1 (pool blue)"),
     ({"app1": {"rollout_address": "app1;"}}, "rollout_address of app1"),
     ({"app1": {"ansible_host": "-x"}}, "ansible_host of app1"),
+    ({"app1": {"ansible_host": "["}}, "ansible_host of app1"),
+    ({"app1": {"ansible_host": "fe80::1%eth0\nserver x"}}, "ansible_host of app1"),
+    ({"app1": {"ansible_host": "fe80::1%eth0#"}}, "ansible_host of app1"),
 ])
 def test_a_server_address_that_could_change_the_lb_config_is_refused(hostvars, message):
     with pytest.raises(AnsibleFilterError, match="expected a host name or an IP address") as err:
@@ -78,9 +81,11 @@ def test_a_server_address_that_could_change_the_lb_config_is_refused(hostvars, m
 
 
 def test_ipv6_and_bracketed_addresses_are_accepted():
-    hostvars = {"app1": {"ansible_host": "fd00::1"}, "app2": {"rollout_address": "[fd00::2]"}}
+    hostvars = {"app1": {"ansible_host": "::1"}, "app2": {"rollout_address": "[fd00::2]"}}
     assert [s["address"] for s in pool_servers({"name": "blue", "group": "blue", "port": 1}, GROUPS, hostvars)] == \
-        ["fd00::1", "[fd00::2]"]
+        ["::1", "[fd00::2]"]
+    for address in ("10.0.0.1", "::ffff:10.0.0.1", "fe80::1%eth0", "app_1.example.com."):
+        assert pool_servers({"name": "g", "group": "green", "port": 1}, GROUPS, {"app3": {"ansible_host": address}})
 
 
 def test_active_and_preview_pools():

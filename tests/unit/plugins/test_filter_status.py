@@ -98,6 +98,15 @@ def test_the_running_rollout_and_an_expired_lock():
     assert any("EXPIRED" in line for line in stale["table"])
 
 
+def test_a_corrupt_lock_is_shown_as_refusing_every_rollout():
+    corrupt = {"owner": "(corrupt lock file: expires is null, not a time)", "corrupt": "expires is null, not a time"}
+    result = status(locks={"lb1": corrupt, "lb2": None})
+    assert result["lock"]["expired"] is False and result["lock"]["corrupt"] == "expires is null, not a time"
+    assert "rollout lock: CORRUPT lock file (expires is null, not a time): every rollout is refused until " \
+           "rollout_lock_force=true" in result["table"]
+    assert not any("EXPIRED" in line for line in result["table"])
+
+
 def test_history_keeps_the_last_rollouts_newest_first_in_the_table():
     rollouts = [{"event": "rollout", "strategy": "ramped", "version": "1.%d.0" % i, "outcome": "succeeded",
                  "owner": "ops", "time": 100.0 + i} for i in range(7)]

@@ -282,3 +282,12 @@ def test_kept_up_does_not_count_followed_redirects_or_requests_outside_the_windo
     records += _starts([111 + i / 10.0 for i in range(50)])
     problems = probe.kept_up(records, 10.0, 100.0, 110.0)
     assert problems[0].startswith("the probe sent 50 requests") and "5.1 s from 4.9 s" in problems[1]
+
+
+def test_open_files_plan_raises_the_soft_limit_then_lowers_the_workers(probe):
+    assert probe.open_files_plan(1024, 1024, 4096) == (1024 + probe.SPARE_FILES, 1024)
+    assert probe.open_files_plan(1024, 20000, 20000) == (20000, 1024)
+    assert probe.open_files_plan(1024, -1, -1) == (-1, 1024)
+    assert probe.open_files_plan(1024, 256, -1) == (1024 + probe.SPARE_FILES, 1024)
+    # The hard limit is the ceiling: fewer workers, each with its socket.
+    assert probe.open_files_plan(1024, 512, 512) == (512, 512 - probe.SPARE_FILES)

@@ -54,6 +54,9 @@ def test_check_mode_and_bad_input(run_module, tmp_path):
     assert out["changed"] and not (tmp_path / "shop").exists()
     assert "ttl must be above 0" in run_module(rollout_lock.main, args(tmp_path, ttl=0))["msg"]
     assert "at most 604800 seconds (7 days), got 1e+12" in run_module(rollout_lock.main, args(tmp_path, ttl=1e12))["msg"]
+    # An empty owner would write a lock that no one could refresh or give back.
+    assert "owner must name who" in run_module(rollout_lock.main, args(tmp_path, owner=""))["msg"]
+    assert not (tmp_path / "shop" / "lock.json").exists()
     assert "state is acquired but all of the following are missing: owner" in \
         run_module(rollout_lock.main, {"service": "shop", "state_dir": str(tmp_path)})["msg"]
     assert "service '../x'" in run_module(rollout_lock.main, args(tmp_path, service="../x"))["msg"]
