@@ -84,7 +84,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 holder:
-  description: The lock after the task (null when free); as it would be in check mode.
+  description:
+    - The lock after the task (null when free); as it would be in check mode.
+    - A corrupt lock file is returned with the reason in its C(corrupt) key (and in its owner); it never counts
+      as stale.
   returned: always
   type: dict
   sample: {owner: ops@awx, started: 1795000000.0, expires: 1795001800.0, info: {strategy: ramped}}
