@@ -5,7 +5,14 @@
 A step on every LB runs as a loop delegated to each LB host with ignore_unreachable, ignore_errors and a
 timeout: without them, an LB that does not answer marks the app host that ran the loop unreachable (it
 drops out of the play), a hung connection hangs the run, and the failure names neither the LB nor the
-step. The step then fails once, with the line this filter writes."""
+step. The step then fails once, with the line this filter writes.
+
+A loop runs its items one after the other. A drain that stops new requests and waits for those in flight
+in one call per LB must not: the next LB would keep sending new requests while the first one waits. A
+step that every play host runs can share the LBs out among the play hosts instead (``lb_share``): the
+calls run at the same time, one fork per host. Each host registers the results of its own share, and
+``lb_results`` puts them back together (once per LB, so the copy every host holds of a ``run_once``
+loop's register reads the same)."""
 
 from __future__ import annotations
 
@@ -65,6 +72,38 @@ def lb_failure_message(results, step: str) -> str:
     return "; ".join(parts)
 
 
+def lb_share(lbs, hosts, me: str) -> list[str]:
+    """The LBs of ``lbs`` that play host ``me`` calls when every host of ``hosts`` (the play's hosts, in
+    order) runs the step: every len(hosts)-th LB from its own position on, so each LB is called by exactly
+    one host and, with at least as many hosts as LBs, every call runs at the same time."""
+    if not isinstance(lbs, list) or not isinstance(hosts, list):
+        raise AnsibleFilterError("lb_share: expected the LB hosts and the play's hosts as lists, got %s and %s"
+                                 % (type(lbs).__name__, type(hosts).__name__))
+    if me not in hosts:
+        return []
+    return [str(lb) for lb in lbs[hosts.index(me)::len(hosts)]]
+
+
+def lb_results(hosts, hostvars, name: str) -> list[dict]:
+    """The results of the step registered as ``name`` on the play hosts ``hosts``, one per LB (the first
+    seen): the loop results of every host's share put back together."""
+    if not isinstance(hosts, list):
+        raise AnsibleFilterError("lb_results: expected the play's hosts as a list, got %s" % type(hosts).__name__)
+    merged: list[dict] = []
+    seen: set[str] = set()
+    for host in hosts:
+        registered = hostvars[host].get(name) if host in hostvars else None
+        if not isinstance(registered, dict):
+            continue
+        for result in _items(registered.get("results", []), "lb_results"):
+            lb = str(result.get("item"))
+            if lb not in seen:
+                seen.add(lb)
+                merged.append(result)
+    return merged
+
+
 class FilterModule:
     def filters(self):
-        return {"lb_failed": lb_failed, "lb_failure_message": lb_failure_message}
+        return {"lb_failed": lb_failed, "lb_failure_message": lb_failure_message, "lb_share": lb_share,
+                "lb_results": lb_results}

@@ -1,11 +1,12 @@
-"""lb_failed and lb_failure_message: naming the LBs where a step failed or that did not answer."""
+"""lb_failed and lb_failure_message: naming the LBs where a step failed or that did not answer; lb_share and
+lb_results: a step on every LB shared out among the play hosts, and its results put back together."""
 
 from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fleet.rollout.plugins.filter.lb_reach import lb_failed, lb_failure_message
+from ansible_collections.fleet.rollout.plugins.filter.lb_reach import lb_failed, lb_failure_message, lb_results, lb_share
 
 RESULTS = [
     {"item": "lb1", "changed": True, "failed": False},
@@ -36,3 +37,47 @@ def test_message_tells_no_answer_from_a_failure_with_the_step_and_what_was_said(
 def test_refuses_what_is_not_a_loop_result():
     with pytest.raises(AnsibleFilterError, match="expected the results of a loop"):
         lb_failed({"results": []})
+
+
+@pytest.mark.parametrize("lbs, hosts, expected", [
+    # A host per LB: each calls one, all at once; the hosts beyond the LBs call none.
+    (["lb1", "lb2"], ["a1", "a2", "a3", "a4"], {"a1": ["lb1"], "a2": ["lb2"], "a3": [], "a4": []}),
+    # More LBs than hosts: every LB still called, by exactly one host.
+    (["lb1", "lb2", "lb3"], ["a1", "a2"], {"a1": ["lb1", "lb3"], "a2": ["lb2"]}),
+    (["lb1"], ["a1"], {"a1": ["lb1"]}),
+    ([], ["a1", "a2"], {"a1": [], "a2": []}),
+])
+def test_shares_every_lb_out_to_exactly_one_play_host(lbs, hosts, expected):
+    shares = {host: lb_share(lbs, hosts, host) for host in hosts}
+    assert shares == expected
+    assert sorted(lb for share in shares.values() for lb in share) == sorted(lbs)
+
+
+def test_a_host_outside_the_play_calls_no_lb():
+    assert lb_share(["lb1", "lb2"], ["a1", "a2"], "a9") == []
+
+
+def test_share_refuses_what_is_not_a_list():
+    with pytest.raises(AnsibleFilterError, match="lb_share: expected the LB hosts and the play's hosts as lists"):
+        lb_share("lb1", ["a1"], "a1")
+
+
+def test_results_put_the_shares_back_together_once_per_lb():
+    hostvars = {
+        "a1": {"step": {"results": [{"item": "lb1", "changed": True}]}},
+        "a2": {"step": {"results": [{"item": "lb2", "unreachable": True, "msg": "paused"}]}},
+        # A host with nothing to call registers a skipped loop.
+        "a3": {"step": {"results": [], "skipped": True}},
+        # A host the step did not run on (it left the play) holds no result.
+        "a4": {},
+    }
+    merged = lb_results(["a1", "a2", "a3", "a4"], hostvars, "step")
+    assert [r["item"] for r in merged] == ["lb1", "lb2"]
+    assert lb_failed(merged) == ["lb2"]
+
+
+def test_results_of_a_run_once_loop_read_the_same_from_every_copy():
+    # A run_once loop's register: every host holds the same results.
+    results = {"results": [{"item": "lb1", "changed": True}, {"item": "lb2", "failed": True, "msg": "x"}]}
+    hostvars = {"a1": {"step": results}, "a2": {"step": results}}
+    assert lb_results(["a1", "a2"], hostvars, "step") == results["results"]
