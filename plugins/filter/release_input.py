@@ -66,6 +66,12 @@ def _scalar(value) -> bool:
     return isinstance(value, (str, int, float, bool))
 
 
+def float_version_problem(name: str, version: float) -> str:
+    """A version YAML read as a number: 2.10 arrives as 2.1, so it cannot be taken as the version meant."""
+    return ("%s: got the number %r, not a version; quote it (%s: \"2.10\"): YAML reads an unquoted 2.10 as the "
+            "number 2.1" % (name, version, name))
+
+
 def _name_problems(got: dict, rollback: bool) -> list[str]:
     problems = []
     service = got.get("release_service")
@@ -73,7 +79,9 @@ def _name_problems(got: dict, rollback: bool) -> list[str]:
         problems.append("release_service must be a safe name (letters, digits, '.', '_', '-'; not starting with '.' "
                         "or '-'; at most 64 characters), got %s" % _json(service))
     version = _text(got.get("release_version"))
-    if not (version or rollback) or (version and not SAFE_NAME.match(version)) or len(version) > 128:
+    if isinstance(got.get("release_version"), float):
+        problems.append(float_version_problem("release_version", got["release_version"]))
+    elif not (version or rollback) or (version and not SAFE_NAME.match(version)) or len(version) > 128:
         problems.append("release_version must be a safe name (letters, digits, '.', '_', '-'; not starting with '.' "
                         "or '-'; no '/'), %sgot %s" % ("" if rollback else "and is required unless release_rollback "
                                                        "is true, ", _json(got.get("release_version") or "")))

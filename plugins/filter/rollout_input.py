@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.fleet.rollout.plugins.filter.release_input import SAFE_NAME as SAFE_VERSION
+from ansible_collections.fleet.rollout.plugins.filter.release_input import SAFE_NAME as SAFE_VERSION, float_version_problem
 from ansible_collections.fleet.rollout.plugins.filter.services import pool_servers, service_problems
 
 
@@ -23,6 +23,8 @@ def rollout_input_problems(version, services, service_name, lb_group, hosts, gro
     problems = []
     if version is None or str(version) == "":
         problems.append("rollout_version: required, the release to roll out (such as 2.0.0)")
+    elif isinstance(version, float):
+        problems.append(float_version_problem("rollout_version", version))
     elif not SAFE_VERSION.match(str(version)) or len(str(version)) > 128:
         problems.append("rollout_version: expected a safe name (letters, digits, '.', '_', '-'; not starting with "
                         "'.' or '-'; no '/'), got %r" % (version,))

@@ -39,6 +39,8 @@ def test_good_input_has_no_problem():
     # A trailing newline passes a regex that ends in $ (it matches before a final newline).
     ({"release_version": "2.0.0\n"}, "release_version must be a safe name"),
     ({"release_service": "shop\n"}, "release_service must be a safe name"),
+    # YAML reads an unquoted 2.10 as the number 2.1: refused, never deployed as 2.1.
+    ({"release_version": 2.10}, 'release_version: got the number 2.1, not a version; quote it (release_version: "2.10")'),
     ({"release_sha256": "ab" * 32 + "\n"}, "release_sha256 must be"),
     ({"release_root": "/opt/app\n"}, "release_root must be"),
     ({"release_slot": "main"}, "'main' is reserved"),

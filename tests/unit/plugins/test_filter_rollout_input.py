@@ -28,6 +28,11 @@ def test_each_problem_names_its_variable():
         "rollout_version: expected a safe name (letters, digits, '.', '_', '-'; not starting with '.' or '-'; "
         "no '/'), got '../etc'"]
     assert problems(version=None) == ["rollout_version: required, the release to roll out (such as 2.0.0)"]
+    # YAML reads an unquoted 2.10 as the number 2.1: refused rather than rolled out as 2.1.
+    assert problems(version=2.10) == [
+        'rollout_version: got the number 2.1, not a version; quote it (rollout_version: "2.10"): YAML reads an '
+        'unquoted 2.10 as the number 2.1']
+    assert problems(version=3) == []
     assert problems(services=[WEB, SHOP]) == [
         "rollout_service: required when rollout_services has more than one service ['web', 'shop']"]
     assert problems(name="nope") == ["rollout_service: 'nope' is not one of rollout_services ['web']"]
