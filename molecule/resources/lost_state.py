@@ -96,3 +96,31 @@ def check_lost_state_case(seen: dict, service: Service, routing_file: str) -> No
     assert seen["restore"].returncode == 0, seen["restore"].stdout[-3000:]
     assert "back" in seen and seen["back"].returncode == 0, seen.get("back") and seen["back"].stdout[-3000:]
     assert seen["at_end"] == (everywhere("blue"), everywhere("blue"), everywhere(VERSIONS["blue"]))
+
+
+# Run on an LB host: a live rollout lock of service argv[1] in state dir argv[2], held for 10 minutes.
+HOLD_LOCK = ("import json,os,sys,time; d=os.path.join(sys.argv[2], sys.argv[1]); os.makedirs(d, exist_ok=True); "
+             "t=time.time(); json.dump({'owner': 'ops@ctl [run lockcase]', 'started': t, 'expires': t + 600, "
+             "'info': {'strategy': 'ramped', 'version': '2.0.0'}}, open(os.path.join(d, 'lock.json'), 'w'))")
+
+
+def check_rollout_lock_case(service: Service, host_for, routing_file: str) -> None:
+    """An LB role run while a rollout of the service holds its lock: refused before anything changes (the
+    routing it writes from the state would undo the rollout's drains and weights), naming the rollout;
+    with lb_ignore_rollout_lock it runs."""
+    locked = LBS[-1]
+    before = {lb: host_for(lb).file(routing_file % service.name).content_string for lb in LBS}
+    docker("exec", locked, "python3", "-c", HOLD_LOCK, service.name, "/var/lib/fleet-rollout")
+    try:
+        refused = run(service, "molecule/resources/lb_role.yml")
+        assert refused.returncode != 0
+        said = " ".join(refused.stdout.split())
+        assert "Not configuring %s: a rollout of %s runs (ramped 2.0.0 by ops@ctl [run lockcase], lock until" % (
+            locked, service.name) in said, refused.stdout[-3000:]
+        assert "lb_ignore_rollout_lock=true" in said
+        assert {lb: host_for(lb).file(routing_file % service.name).content_string for lb in LBS} == before
+        forced = run(service, "molecule/resources/lb_role.yml", lb_ignore_rollout_lock=True)
+        assert forced.returncode == 0, forced.stdout[-3000:]
+    finally:
+        docker("exec", locked, "rm", "-f", "/var/lib/fleet-rollout/%s/lock.json" % service.name)
+    assert {lb: host_for(lb).file(routing_file % service.name).content_string for lb in LBS} == before

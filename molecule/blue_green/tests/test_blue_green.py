@@ -137,6 +137,30 @@ def failure_case(service: Service, only: str = "") -> None:
         pytest.skip("this failure case runs on %s" % ", ".join(sorted(cases)))
 
 
+def test_a_flip_interrupted_between_the_lbs_is_routed_back_before_the_idle_pool_is_touched(service, rollback, host_for):
+    """A flip stopped after the first LB (Ctrl-C, an LB lost half way) leaves that LB on green while every
+    state file says blue. The next blue/green must not take green for idle and restart it under that LB's
+    users: it routes that LB back to blue first, says so, and then rolls out as usual - no failed request."""
+    failure_case(service, only="haproxy-pools")
+    assert_lbs_agree(host_for, service, "blue")
+    strayed = LBS[0]
+    haproxy_cli(host_for(strayed), "set map /etc/haproxy/maps/%s.map active be_%s_green" % (service.name, service.name))
+    assert running_route(host_for, service, strayed) == "green"
+    assert [lb_state(host_for, service, lb)["active_pool"] for lb in LBS] == ["blue"] * len(LBS)
+    run = run_under_traffic(service, "blue_green", dict(STRICT_GATE, **FAST, rollout_version="2.0.0"))
+    print("%s after an interrupted flip: %s" % (service.id, run.summary()))
+    assert run.rc == 0, run.output[-4000:]
+    assert "%s routed %s to green, while every state file and the other LBs say blue" % (strayed, service.name) \
+        in " ".join(run.output.split()), run.output[-4000:]
+    # Green restarted with 2.0.0 only once no LB sent users to it: not one request failed.
+    assert not run.failed, run.failed[:5]
+    assert last_event(host_for, service, "rollout")["outcome"] == "succeeded"
+    assert_lbs_agree(host_for, service, "green")
+    back = playbook("fleet.rollout.rollback", service.extra_vars, "-e", "@molecule/resources/%s" % service.vars_file)
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert_lbs_agree(host_for, service, "blue")
+
+
 def test_failed_smoke_test_never_flips(service, rollback, host_for):
     """2.0.1-bad passes its health check but fails 30 % of requests: the preview smoke test stops it."""
     failure_case(service, only="haproxy-pools")

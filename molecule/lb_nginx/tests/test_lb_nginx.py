@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 from labtest import assert_active_and_preview, http, json_lines, lab_hosts, load_json
-from lost_state import check_lost_state_case, lost_state_case
+from lost_state import check_lost_state_case, check_rollout_lock_case, lost_state_case
 from rollout_run import Service
 
 LBS = lab_hosts("lb")
@@ -71,3 +71,8 @@ def test_stub_status_only_on_localhost(host_for, name):
 def test_a_lost_state_starts_where_users_are_and_a_wrong_one_is_refused(host_for):
     service = Service("nginx", "catalog", 8000, vars_file="services.vars.yml")
     check_lost_state_case(lost_state_case(service, host_for), service, "/etc/nginx/fleet/%s.routing.conf")
+
+
+def test_the_role_waits_for_a_rollout_of_the_service_to_end(host_for):
+    service = Service("nginx", "catalog", 8000, vars_file="services.vars.yml")
+    check_rollout_lock_case(service, host_for, "/etc/nginx/fleet/%s.routing.conf")
