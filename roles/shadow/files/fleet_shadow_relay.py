@@ -14,10 +14,16 @@ dropped) rather than grow without bound.
 
 CONFIG: {"listen": "127.0.0.1:19081", "targets": ["10.0.0.3:8080", ...],
 "timeout": 5.0, "workers": 64, "queue": 2000, "log": "/var/log/...jsonl",
-"service": "shop"}. One JSON line per mirrored request goes to "log":
+"service": "shop", "forward_credentials": false}. One JSON line per mirrored
+request goes to "log" (mode 0640):
 {"ts", "id", "method", "uri", "target", "status", "rt", "version", "error"} -
-status null and error set when the shadow gave no answer, or "dropped" when the
-request never reached it (the queue was full, or the relay stopped first).
+"uri" is the path alone (a query string can carry tokens); status null and
+error set when the shadow gave no answer, or "dropped" when the request never
+reached it (the queue was full, or the relay stopped first).
+
+Users' credentials (Cookie, Authorization) are not forwarded unless
+"forward_credentials" is true: the shadow pool runs a release under test, and
+a session cookie or a token it receives could be logged or used there.
 
 Python standard library only (it runs on the LB host).
 """
@@ -40,6 +46,8 @@ from urllib.parse import quote
 # Not forwarded: they describe the connection to the relay, not the request.
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                         "trailer", "transfer-encoding", "upgrade", "content-length"))
+# Not forwarded unless the config says so: they would let the shadow act as the user.
+CREDENTIALS = frozenset(("cookie", "authorization"))
 MAX_BODY = 8 * 1024 * 1024
 DROPPED = "dropped"
 # Everything printable but the space stays as it is in a forwarded URI; other bytes are percent-encoded.
@@ -61,6 +69,7 @@ def load_config(path: str) -> dict:
         "queue": max(1, int(config.get("queue", 2000))),
         "log": config["log"],
         "service": str(config.get("service", "")),
+        "forward_credentials": config.get("forward_credentials") is True,
     }
 
 
@@ -69,7 +78,10 @@ class RecordLog:
 
     def __init__(self, path: str) -> None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self._handle = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the relay
+        # Not world-readable: the paths users requested are in it.
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        os.fchmod(descriptor, 0o640)
+        self._handle = open(descriptor, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the relay
         self._lock = threading.Lock()
 
     def write(self, record: dict) -> None:
@@ -127,7 +139,7 @@ class Forwarder:
 
     @staticmethod
     def _record(item: dict) -> dict:
-        return {"ts": item["ts"], "id": item["id"], "method": item["method"], "uri": item["uri"],
+        return {"ts": item["ts"], "id": item["id"], "method": item["method"], "uri": item["uri"].split("?", 1)[0],
                 "target": None, "status": None, "rt": None, "version": None, "error": None}
 
     def _next_target(self) -> str:
@@ -231,7 +243,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         if body is None:
             return
-        headers = dict((key, value) for key, value in self.headers.items() if key.lower() not in HOP_BY_HOP)
+        dropped = HOP_BY_HOP if self.forwarder.config.get("forward_credentials") is True else HOP_BY_HOP | CREDENTIALS
+        headers = dict((key, value) for key, value in self.headers.items() if key.lower() not in dropped)
         headers["X-Shadow-Request"] = "1"
         if body or self.command not in ("GET", "HEAD", "DELETE", "OPTIONS"):
             headers["Content-Length"] = str(len(body))

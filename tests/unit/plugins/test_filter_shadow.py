@@ -14,7 +14,24 @@ SERVICE = {"name": "orders", "pools": [{"name": "blue", "group": "blue", "port":
 def test_good_input_has_no_problems():
     assert shadow_problems("green", SERVICE, "blue") == []
     assert shadow_problems("green", SERVICE, "blue", duration="30", sample="12.5", methods=["get", "POST"],
-                           environment={"DB": "scratch"}, then="blue_green", port="19081") == []
+                           environment={"DB": "scratch"}, then="blue_green", port="19081",
+                           release_environment={"DB": "live", "PORT": "8080"}) == []
+    # Writes isolated by other means (the shadow hosts' own database server), as the user says.
+    assert shadow_problems("green", SERVICE, "blue", methods=["POST"], writes_isolated=True) == []
+
+
+@pytest.mark.parametrize("environment, release_environment", [
+    # Only adds a variable: the writes still go where the users' release writes.
+    ({"LOG_LEVEL": "debug"}, {"DB": "live"}),
+    # Sets the variable to the value it already has.
+    ({"DB": "live"}, {"DB": "live"}),
+    ({"DB": "scratch"}, None),
+])
+def test_mirrored_writes_need_an_environment_that_points_elsewhere(environment, release_environment):
+    problems = shadow_problems("green", SERVICE, "blue", methods=["GET", "POST"], environment=environment,
+                               release_environment=release_environment)
+    assert [p for p in problems if p.startswith("shadow_release_environment: POST write, and")] == problems, problems
+    assert len(problems) == 1 and "shadow_writes_isolated=true" in problems[0]
 
 
 @pytest.mark.parametrize("pool, kwargs, message", [

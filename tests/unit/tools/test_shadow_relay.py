@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
+import stat
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def start(shadow_relay, tmp_path, targets, workers=2, queue=10, timeout=2.0):
+def start(shadow_relay, tmp_path, targets, workers=2, queue=10, timeout=2.0, **config):
     log = str(tmp_path / "relay.jsonl")
-    relay, forwarder, record_log = shadow_relay.make_relay({
+    relay, forwarder, record_log = shadow_relay.make_relay(dict({
         "listen": ("127.0.0.1", 0), "targets": targets, "timeout": timeout, "workers": workers, "queue": queue,
-        "log": log, "service": "shop"})
+        "log": log, "service": "shop"}, **config))
     threading.Thread(target=relay.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return relay, forwarder, record_log, log
 
 
-def send(relay, requests, first=0):
+def send(relay, requests, first=0, headers=()):
     """Requests to the relay on one keep-alive connection; each must be acknowledged at once with 204."""
     connection = http.client.HTTPConnection("127.0.0.1", relay.server_address[1], timeout=5)
     for index, (method, path, body) in enumerate(requests, first):
         connection.putrequest(method, path, skip_accept_encoding=True)
         connection.putheader("X-Request-ID", "r%d" % index)
+        for name, value in headers:
+            connection.putheader(name, value)
         connection.putheader("Content-Length", str(len(body or b"")))
         connection.endheaders(body)
         response = connection.getresponse()
@@ -91,3 +96,56 @@ def test_a_stopped_shadow_is_recorded_as_no_answer(shadow_relay, tmp_path, free_
     got = records(log, 1)
     assert got[0]["status"] is None and got[0]["error"].startswith("ConnectionRefusedError")
     stop(relay, forwarder, record_log)
+
+
+def capturing_shadow():
+    """A shadow on loopback that answers 200 and keeps the path and headers of every request it gets."""
+    seen = []
+
+    class Capture(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen.append((self.path, {key.lower(): value for key, value in self.headers.items()}))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server, seen
+
+
+CREDENTIALS = (("Cookie", "session=s3cret"), ("Authorization", "Bearer t0ken"), ("X-User-Id", "u1"))
+
+
+def test_credentials_stay_with_the_users_and_the_log_keeps_paths_only(shadow_relay, tmp_path):
+    """The shadow runs a release under test: it gets no session cookie or token (unless the config says so),
+    and the relay's log, which holds what users requested, keeps no query string and is not world-readable."""
+    server, seen = capturing_shadow()
+    relay, forwarder, record_log, log = start(shadow_relay, tmp_path, ["127.0.0.1:%d" % server.server_address[1]])
+    send(relay, [("GET", "/account?token=abc&page=2", None)], headers=CREDENTIALS)
+    got = records(log, 1)
+    stop(relay, forwarder, record_log)
+    path, headers = seen[0]
+    # The shadow gets the request as the user sent it, less the credentials.
+    assert path == "/account?token=abc&page=2"
+    assert "cookie" not in headers and "authorization" not in headers
+    assert headers["x-user-id"] == "u1" and headers["x-shadow-request"] == "1"
+    assert got[0]["uri"] == "/account" and got[0]["status"] == 200
+    assert stat.S_IMODE(os.stat(log).st_mode) == 0o640
+    server.shutdown()
+    server.server_close()
+
+
+def test_credentials_are_forwarded_when_the_config_asks(shadow_relay, tmp_path):
+    server, seen = capturing_shadow()
+    relay, forwarder, record_log, log = start(shadow_relay, tmp_path, ["127.0.0.1:%d" % server.server_address[1]],
+                                              forward_credentials=True)
+    send(relay, [("GET", "/", None)], headers=CREDENTIALS)
+    records(log, 1)
+    stop(relay, forwarder, record_log)
+    assert seen[0][1]["cookie"] == "session=s3cret" and seen[0][1]["authorization"] == "Bearer t0ken"
+    server.shutdown()
+    server.server_close()
