@@ -105,22 +105,27 @@ HOLD_LOCK = ("import json,os,sys,time; d=os.path.join(sys.argv[2], sys.argv[1]);
 
 
 def check_rollout_lock_case(service: Service, host_for, routing_file: str) -> None:
-    """An LB role run while a rollout of the service holds its lock: refused before anything changes (the
-    routing it writes from the state would undo the rollout's drains and weights), naming the rollout;
-    with lb_ignore_rollout_lock it runs."""
-    locked = LBS[-1]
+    """An LB role run while a rollout of the service holds its lock (on every LB, as a rollout takes it):
+    refused on each LB before anything changes (the routing it writes from the state would undo the rollout's
+    drains and weights), naming the rollout; with lb_ignore_rollout_lock it runs."""
     before = {lb: host_for(lb).file(routing_file % service.name).content_string for lb in LBS}
-    docker("exec", locked, "python3", "-c", HOLD_LOCK, service.name, "/var/lib/fleet-rollout")
+    for lb in LBS:
+        docker("exec", lb, "python3", "-c", HOLD_LOCK, service.name, "/var/lib/fleet-rollout")
     try:
         refused = run(service, "molecule/resources/lb_role.yml")
         assert refused.returncode != 0
         said = " ".join(refused.stdout.split())
-        assert "Not configuring %s: a rollout of %s runs (ramped 2.0.0 by ops@ctl [run lockcase], lock until" % (
-            locked, service.name) in said, refused.stdout[-3000:]
+        for lb in LBS:
+            assert "Not configuring %s: a rollout of %s runs (ramped 2.0.0 by ops@ctl [run lockcase], lock until" % (
+                lb, service.name) in said, refused.stdout[-3000:]
         assert "lb_ignore_rollout_lock=true" in said
+        # Refused first: no task that changes something ran on any LB.
+        for lb in LBS:
+            assert re.search(r"%s : ok=\d+ changed=0 " % re.escape(lb), said), refused.stdout[-2000:]
         assert {lb: host_for(lb).file(routing_file % service.name).content_string for lb in LBS} == before
         forced = run(service, "molecule/resources/lb_role.yml", lb_ignore_rollout_lock=True)
         assert forced.returncode == 0, forced.stdout[-3000:]
     finally:
-        docker("exec", locked, "rm", "-f", "/var/lib/fleet-rollout/%s/lock.json" % service.name)
+        for lb in LBS:
+            docker("exec", lb, "rm", "-f", "/var/lib/fleet-rollout/%s/lock.json" % service.name)
     assert {lb: host_for(lb).file(routing_file % service.name).content_string for lb in LBS} == before

@@ -84,9 +84,11 @@ def lb_share(lbs, hosts, me: str) -> list[str]:
     return [str(lb) for lb in lbs[hosts.index(me)::len(hosts)]]
 
 
-def lb_results(hosts, hostvars, name: str) -> list[dict]:
+def lb_results(hosts, hostvars, name: str, lbs=None) -> list[dict]:
     """The results of the step registered as ``name`` on the play hosts ``hosts``, one per LB (the first
-    seen): the loop results of every host's share put back together."""
+    seen): the loop results of every host's share put back together. Each LB of ``lbs`` that has no result
+    (its host left the play, or its register was lost) gets a failed one saying so: an LB the step may not
+    have reached is never taken for one where it went well."""
     if not isinstance(hosts, list):
         raise AnsibleFilterError("lb_results: expected the play's hosts as a list, got %s" % type(hosts).__name__)
     merged: list[dict] = []
@@ -100,6 +102,10 @@ def lb_results(hosts, hostvars, name: str) -> list[dict]:
             if lb not in seen:
                 seen.add(lb)
                 merged.append(result)
+    for lb in lbs or []:
+        if str(lb) not in seen:
+            merged.append({"item": str(lb), "failed": True,
+                           "msg": "no result came back from this LB (the play host that called it left the play?)"})
     return merged
 
 

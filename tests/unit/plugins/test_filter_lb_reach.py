@@ -81,3 +81,14 @@ def test_results_of_a_run_once_loop_read_the_same_from_every_copy():
     results = {"results": [{"item": "lb1", "changed": True}, {"item": "lb2", "failed": True, "msg": "x"}]}
     hostvars = {"a1": {"step": results}, "a2": {"step": results}}
     assert lb_results(["a1", "a2"], hostvars, "step") == results["results"]
+
+
+def test_an_lb_without_a_result_counts_as_failed():
+    """A result that went missing (the host that called the LB left the play, or its register was lost) is
+    never taken for a step that went well: the LB is named as failed."""
+    hostvars = {"a1": {"step": {"results": [{"item": "lb1", "changed": True}]}},
+                "a2": {"step": {"results": [], "skipped": True}}}
+    merged = lb_results(["a1", "a2"], hostvars, "step", ["lb1", "lb2"])
+    assert [r["item"] for r in merged] == ["lb1", "lb2"]
+    assert lb_failed(merged) == ["lb2"]
+    assert "drain" in lb_failure_message(merged, "draining app1") and "lb2" in lb_failure_message(merged, "draining app1")
