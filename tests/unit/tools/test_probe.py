@@ -87,13 +87,14 @@ def test_users_posts_and_variant_header(probe, run_app, tmp_path):
 def test_stop_file_ends_the_run_early(probe, run_app, tmp_path):
     url = run_app()[1]
     stop = tmp_path / "stop"
-    timer = threading.Timer(0.5, stop.write_text, args=("",))
+    # A few workers: starting the default 1024 took longer than the stop's delay on a loaded machine (2 sent).
+    timer = threading.Timer(1.0, stop.write_text, args=("",))
     timer.start()
     started = time.monotonic()
     code, records, summary = run_probe(probe, tmp_path, "--url", url, "--rate", "20", "--duration", "30",
-                                       "--stop-file", str(stop))
+                                       "--concurrency", "8", "--stop-file", str(stop))
     assert code == 0
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 4
     assert 5 <= summary["sent"] <= 30
 
 
