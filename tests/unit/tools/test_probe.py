@@ -54,7 +54,9 @@ def test_fixed_rate_holds_while_some_requests_are_slow(probe, run_app, tmp_path)
     specs = [probe.parse_request_spec("GET / 9"), probe.parse_request_spec("GET /slow?s=1 1")]
     drawn = [spec.path for spec in itertools.islice(probe.weighted_mix(specs, 1), 75)]  # the default seed's draws
     assert sum(r["path"] == "/slow?s=1" for r in records) == drawn.count("/slow?s=1") > 3
-    assert summary["achieved_rate"] == pytest.approx(50, rel=0.1)
+    # Slow answers must not lower the rate. A loaded machine can start the first request late and the schedule
+    # then catches up, which raises the measured rate: only the lower bound is the probe's to keep.
+    assert summary["achieved_rate"] >= 45
     starts = sorted(r["t"] for r in records)
     assert starts[-1] - starts[0] < 1.6
     assert elapsed < 3.5  # last slow request finishes about 1 s after the last start
