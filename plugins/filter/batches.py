@@ -34,15 +34,24 @@ def _size(spec, total: int, name: str, minimum: int) -> tuple[int, bool]:
 
 
 def rollout_batches(hosts, batches=1, max_unavailable=None, total=None, name="batches",
-                    max_unavailable_name="max_unavailable", serving=None) -> list[list[str]]:
+                    max_unavailable_name="max_unavailable", serving=None, down=None, held=None) -> list[list[str]]:
     """Split ``hosts`` (in order) into batches.
 
     ``batches`` is what ``serial`` takes: a count, a percentage, or a list of them whose last entry
     repeats until every host has its batch. Percentages are of ``total`` (the whole fleet, so a rerun
     that skips finished hosts keeps its batch sizes), rounded down but at least 1. ``max_unavailable``
-    (a count or percentage) caps every batch, since a batch is out of rotation while it is updated.
-    ``serving`` are the hosts users reach (the active pool's): a batch never takes all of them out at
-    once when there are two or more; the last of them then waits for the next batch.
+    (a count or percentage) caps the hosts out of rotation at once.
+
+    Capacity already missing counts: ``down`` are hosts the LBs see DOWN now (those in ``hosts`` are
+    updated first, in batches of their own size: taking them out costs nothing), ``held`` are hosts out
+    of rotation that stay out (an operator's maintenance). Both count against ``max_unavailable``, and a
+    batch of healthy hosts that would go over it is made smaller; when no healthy host can leave
+    without going over it, the plan is refused.
+
+    ``serving`` are the hosts users reach (the active pool's): a batch never takes every one of them
+    still in rotation out at once when the pool has two or more; the last of them then waits for the next
+    batch (by when the down hosts updated before it are back), and a plan whose only host left in
+    rotation would have to leave is refused.
     """
     hosts = list(hosts)
     total = len(hosts) if total is None else int(total)
@@ -58,19 +67,44 @@ def rollout_batches(hosts, batches=1, max_unavailable=None, total=None, name="ba
     if max_unavailable is not None and max_unavailable != "":
         cap, _percent = _size(max_unavailable, total, max_unavailable_name, 1)
         cap = max(cap, 1)
+    down = set(down or [])
+    # Down hosts this plan does not update stay out of rotation like held ones.
+    held = set(held or []) | (down - set(hosts))
+    waiting_down = [host for host in hosts if host in down]
     serving = set(serving or [])
     plan: list[list[str]] = []
-    queue = hosts
+    queue = waiting_down + [host for host in hosts if host not in down]
     while queue:
         size = sizes[min(len(plan), len(sizes) - 1)]
+        repairs = [host for host in queue[:size] if host in down]
+        healthy_room = size - len(repairs)
         if cap is not None:
-            size = min(size, cap)
-        batch = queue[:size]
-        if len(serving) > 1 and serving <= set(batch):
-            batch.remove([host for host in batch if host in serving][-1])
+            # Out during the batch: the held hosts, every down host not updated yet, and its healthy hosts.
+            healthy_room = min(healthy_room, max(0, cap - len(held) - len(waiting_down)))
+            if not repairs and healthy_room == 0:
+                raise AnsibleFilterError(
+                    "%s: %s out of rotation already (%s), and %s is %d: no host can be taken out without going"
+                    " over it; bring them back or raise %s"
+                    % (max_unavailable_name, _count(len(held) + len(waiting_down)),
+                       ", ".join(sorted(held | set(waiting_down))), max_unavailable_name, cap, max_unavailable_name))
+        batch = repairs + [host for host in queue[len(repairs):] if host not in down][:healthy_room]
+        in_rotation = serving - held - set(waiting_down)
+        if len(serving) > 1 and in_rotation and in_rotation <= set(batch):
+            batch.remove([host for host in batch if host in in_rotation][-1])
+            if not batch:
+                raise AnsibleFilterError(
+                    "%s: %s is the only host of the active pool in rotation (%s out: %s); taking it out would"
+                    " leave users nothing to reach: bring the others back first"
+                    % (name, next(iter(in_rotation)), _count(len(serving & (held | down))),
+                       ", ".join(sorted(serving & (held | down)))))
         plan.append(batch)
+        waiting_down = [host for host in waiting_down if host not in batch]
         queue = [host for host in queue if host not in batch]
     return plan
+
+
+def _count(number: int) -> str:
+    return "%d host%s %s" % (number, "" if number == 1 else "s", "is" if number == 1 else "are")
 
 
 def rollout_budget(spec, total, name="failure_budget") -> int:

@@ -33,6 +33,20 @@ def test_config_is_valid_and_identical(host_for, name):
 
 
 @pytest.mark.parametrize("name", LBS)
+def test_preview_route_trusts_loopback_and_the_listed_networks_only(host_for, name):
+    # As HAProxy runs it: the inline ACL's patterns. The lab lists docker's networks (its client previews);
+    # the role itself adds loopback only (haproxy_preview_sources is empty by default).
+    host = host_for(name)
+    acls = haproxy_cli(host, "show acl")
+    # "<id> () acl 'src' file '/etc/haproxy/haproxy.cfg' line <n>": the only src ACLs are preview_allowed.
+    ids = [line.split()[0] for line in acls.splitlines() if "acl 'src'" in line]
+    assert ids, acls
+    for acl in ids:
+        patterns = sorted(line.split()[1] for line in haproxy_cli(host, "show acl #%s" % acl).splitlines() if line.strip())
+        assert patterns == sorted(["127.0.0.0/8", "::1", "172.16.0.0/12", "192.168.0.0/16"]), patterns
+
+
+@pytest.mark.parametrize("name", LBS)
 def test_admin_socket_is_local_only(host_for, name):
     host = host_for(name)
     sock = host.file("/run/haproxy/admin.sock")

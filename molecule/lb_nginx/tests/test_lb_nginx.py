@@ -27,6 +27,14 @@ def test_config_is_valid_and_identical(host_for, name):
 
 
 @pytest.mark.parametrize("name", LBS)
+def test_preview_route_trusts_loopback_and_the_listed_networks_only(host_for, name):
+    # The lab lists docker's networks (its client previews); the role adds loopback only.
+    geo = host_for(name).file("/etc/nginx/conf.d/fleet-rollout-preview.conf").content_string
+    allowed = sorted(line.split()[0] for line in geo.splitlines() if line.strip().endswith(" 1;"))
+    assert allowed == sorted(["127.0.0.0/8", "::1/128", "172.16.0.0/12", "192.168.0.0/16"]), geo
+
+
+@pytest.mark.parametrize("name", LBS)
 def test_routing_file_and_rollout_state(host_for, name):
     host = host_for(name)
     routing = host.file("/etc/nginx/fleet/catalog.routing.conf").content_string

@@ -83,3 +83,48 @@ def test_a_batch_never_takes_every_serving_host_out():
     assert rollout_batches(hosts, 2, serving=["app1", "app3"]) == [["app1", "app2"], ["app3", "app4"]]
     # A single serving host cannot stay in rotation while it is updated: nothing to hold back.
     assert rollout_batches(["app1", "app2"], 2, serving=["app1"]) == [["app1", "app2"]]
+
+
+# Capacity already missing: hosts DOWN on the LBs go first, held ones count against the cap.
+
+def test_down_hosts_go_first_in_batches_of_their_own_size():
+    assert rollout_batches(["a", "b", "c", "d"], 1, down=["c"]) == [["c"], ["a"], ["b"], ["d"]]
+    assert rollout_batches(["a", "b", "c", "d"], 2, down=["d"]) == [["d", "a"], ["b", "c"]]
+
+
+def test_down_hosts_not_updated_yet_count_against_max_unavailable():
+    # Two down, at most 2 out: the down pair is one batch, then healthy ones one at a time.
+    assert rollout_batches(["a", "b", "c", "d"], 2, 2, down=["c", "d"]) == [["c", "d"], ["a", "b"]]
+    # Three down, at most 2 out: the first batch updates two down hosts (no healthy one fits beside the
+    # third), the second the last down one and one healthy host.
+    assert rollout_batches(["a", "b", "c", "d", "e"], 2, 2, down=["c", "d", "e"]) == [["c", "d"], ["e", "a"], ["b"]]
+
+
+def test_held_hosts_shrink_the_batches_under_max_unavailable():
+    assert rollout_batches(["a", "b", "c"], 2, 2, held=["x"]) == [["a"], ["b"], ["c"]]
+
+
+def test_no_room_under_max_unavailable_is_refused_naming_the_hosts_out():
+    with pytest.raises(AnsibleFilterError, match=r"ramped_max_unavailable: 1 host is out of rotation already \(x\).*is 1"):
+        rollout_batches(["a", "b"], 1, 1, held=["x"], max_unavailable_name="ramped_max_unavailable")
+
+
+def test_the_last_host_in_rotation_waits_for_a_down_one_to_come_back():
+    # b is DOWN: a is the only one in rotation, so it does not leave with b; b is updated first.
+    assert rollout_batches(["a", "b"], 2, serving=["a", "b"], down=["b"]) == [["b"], ["a"]]
+
+
+def test_the_only_host_in_rotation_is_never_taken_out():
+    with pytest.raises(AnsibleFilterError, match=r"ramped_batches: a is the only host of the active pool in rotation"
+                                                 r" \(1 host is out: b\)"):
+        rollout_batches(["a"], 1, serving=["a", "b"], held=["b"], name="ramped_batches")
+
+
+def test_a_pool_with_every_host_down_is_updated():
+    assert rollout_batches(["a", "b"], 2, serving=["a", "b"], down=["a", "b"]) == [["a", "b"]]
+
+
+def test_down_hosts_outside_the_plan_stay_out():
+    # c is DOWN and not to be updated (already on the release): like a held host, a must stay.
+    with pytest.raises(AnsibleFilterError, match="a is the only host"):
+        rollout_batches(["a"], 1, serving=["a", "c"], down=["c"])
