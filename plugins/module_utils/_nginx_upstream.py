@@ -11,6 +11,8 @@ restoring the previous file whenever validation or the reload fails.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import os
 import re
@@ -598,6 +600,24 @@ def _reload(argv: list[str], master: int, old: set[int], timeout: float) -> str 
     return None
 
 
+@contextlib.contextmanager
+def _applying(config: str):
+    """Hold an exclusive lock on nginx's main configuration file (an advisory flock: nginx itself does not
+    see it) while one apply writes, validates and reloads."""
+    try:
+        handle = open(config, "rb")  # pylint: disable=consider-using-with
+    except OSError:
+        # No main file to lock: nginx -t fails on it anyway, and says why.
+        yield
+        return
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def apply(path: str, content: str | None, binary: str = "nginx", config: str = "/etc/nginx/nginx.conf",
           prefix: str | None = None, pid_file: str = "/run/nginx.pid", validate: bool = True, reload: bool = True,
           wait_workers: bool = False, worker_timeout: float = 60.0, on_timeout: str = "fail",
@@ -648,34 +668,37 @@ def apply(path: str, content: str | None, binary: str = "nginx", config: str = "
         raise NginxApplyError("path: the directory %s does not exist; nothing was changed"
                               % os.path.dirname(path), unchanged)
 
-    _put(path, content)
-    if validate:
-        code, output = run_nginx(nginx_argv(nginx, config, prefix, "-t"))
-        if code != 0:
-            _put(path, before)
-            raise NginxApplyError("nginx -t rejected the configuration with the new %s, so the previous file was "
-                                  "restored and nginx keeps serving with it: %s" % (path, output), unchanged)
-    if not reload:
-        return result
+    # One write-validate-reload at a time per nginx: nginx -t reads every included file, so another
+    # service's apply in between would test (and reload) this file before it was checked, or fail on it.
+    with _applying(config):
+        _put(path, content)
+        if validate:
+            code, output = run_nginx(nginx_argv(nginx, config, prefix, "-t"))
+            if code != 0:
+                _put(path, before)
+                raise NginxApplyError("nginx -t rejected the configuration with the new %s, so the previous file was "
+                                      "restored and nginx keeps serving with it: %s" % (path, output), unchanged)
+        if not reload:
+            return result
 
-    master = read_master_pid(pid_file)
-    if master is None:
-        result["warnings"].append("nginx is not running (no live master process in %s): %s is in place and nginx "
-                                  "loads it when it starts; nothing was reloaded" % (pid_file, path))
-        return result
-    old = worker_pids(master)
-    result["old_workers"] = len(old)
-    reload_argv = nginx_argv(nginx, config, prefix, "-s", "reload")
-    started = time.monotonic()
-    applied_at = time.time()
-    problem = _reload(reload_argv, master, old, reload_timeout)
-    if problem:
-        _put(path, before)
-        again = _reload(reload_argv, master, worker_pids(master), reload_timeout)
-        rollback = "nginx was reloaded with it" if again is None else "reloading it failed too: %s" % again
-        raise NginxApplyError("%s. The previous %s was restored and %s." % (problem, path, rollback), unchanged)
-    result["reloaded"] = True
-    result["applied_at"] = applied_at
+        master = read_master_pid(pid_file)
+        if master is None:
+            result["warnings"].append("nginx is not running (no live master process in %s): %s is in place and nginx "
+                                      "loads it when it starts; nothing was reloaded" % (pid_file, path))
+            return result
+        old = worker_pids(master)
+        result["old_workers"] = len(old)
+        reload_argv = nginx_argv(nginx, config, prefix, "-s", "reload")
+        started = time.monotonic()
+        applied_at = time.time()
+        problem = _reload(reload_argv, master, old, reload_timeout)
+        if problem:
+            _put(path, before)
+            again = _reload(reload_argv, master, worker_pids(master), reload_timeout)
+            rollback = "nginx was reloaded with it" if again is None else "reloading it failed too: %s" % again
+            raise NginxApplyError("%s. The previous %s was restored and %s." % (problem, path, rollback), unchanged)
+        result["reloaded"] = True
+        result["applied_at"] = applied_at
 
     if wait_workers:
         _wait_old_workers(result, master, old, started, worker_timeout, on_timeout, servers or [], "after the reload")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -127,6 +128,24 @@ def test_nginx_rejects_the_file_so_the_old_one_stays_and_serves(lab, run_module,
     assert read(lab.routing_file) == before
     assert lab.workers() == workers
     assert lab.version() == "1.0.0"
+
+
+def test_an_apply_waits_while_another_one_holds_nginx(lab, run_module, apps):
+    # Another service's write-validate-reload under way (the lock it holds on nginx's main file): this one
+    # writes nothing until that one is done, then applies as usual.
+    before = read(lab.routing_file)
+    done = {}
+    with open(lab.config, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        thread = threading.Thread(target=lambda: done.update(
+            run_module(nginx_upstream.main, lab.module_args(**routing(apps["new"])))))
+        thread.start()
+        time.sleep(1.0)
+        assert thread.is_alive() and read(lab.routing_file) == before and lab.version() == "1.0.0"
+        fcntl.flock(held.fileno(), fcntl.LOCK_UN)
+    thread.join(30)
+    assert done["changed"] is True and done["reloaded"] is True, done
+    assert lab.version() == "2.0.0"
 
 
 def test_drain_waits_for_the_old_worker_and_the_request_in_flight_succeeds(lab, run_module, apps):
