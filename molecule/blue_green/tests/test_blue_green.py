@@ -226,6 +226,21 @@ def test_bad_release_after_the_flip_is_flipped_back(service, rollback, host_for)
     assert {r["version"] for r in run.records if r["t"] > back + FLIP_LATENCY[service.lb]} == {"1.0.0"}
 
 
+def test_a_watch_that_saw_no_request_flips_back(service, rollback, host_for):
+    """No traffic at all after the flip: the watch goes on for a second window, then fails and flips back - it
+    never passes on no data."""
+    failure_case(service, only="haproxy-pools")
+    run = playbook("fleet.rollout.blue_green", dict(service.extra_vars, rollout_version="2.0.0",
+                                                    blue_green_verify_seconds=2),
+                   "-e", "@molecule/resources/%s" % service.vars_file)
+    out = " ".join(run.stdout.split())
+    assert run.returncode != 0, out[-3000:]
+    assert "Only 0 requests came through the LBs in the 4.0 s after the flip to green" in out, out[-3000:]
+    assert "blue_green_verify_min_requests 10" in out and "was flipped back" in out, out[-3000:]
+    assert last_event(host_for, service, "rollout")["outcome"] == "flipped_back"
+    assert_lbs_agree(host_for, service, "blue")
+
+
 def test_old_pool_stopped_after_the_window_then_rollback_is_refused(service, rollback, host_for):
     """blue_green_stop_idle_after stops the old pool once the rollout succeeded; a rollback to a pool that is
     down is then refused and changes nothing."""
