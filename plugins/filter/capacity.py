@@ -30,7 +30,7 @@ def lb_out_of_rotation(results, exclude=None) -> dict[str, dict[str, list[str]]]
                 continue
             if server.get("admin_state") == "maint":
                 kind = "maint"
-            elif str(server.get("status") or "").split(" ")[0] == "DOWN":
+            elif str(server.get("status") or "").partition(" ")[0] == "DOWN":
                 kind = "down"
             else:
                 continue

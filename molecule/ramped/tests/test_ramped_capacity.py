@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import HAPROXY_CLI, load_json
+from labtest import HAPROXY_CLI, lab_hosts
 from rollout_run import LAB_SERVICES, Run, docker, playbook, reset_app, run_under_traffic
-from labtest import lab_hosts
 
 APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
