@@ -141,7 +141,9 @@ def lost(capacity):  # after the capacity runs (they share the fleet)
     reset_app("1.0.0")
 
     def pause_once_drained():
-        # Drained on every LB (DRAIN, no session left): nothing of users' is on it when it stops answering.
+        # In rotation first, then drained on every LB (DRAIN, no session left): nothing of users' is on it
+        # when it stops answering.
+        wait_for(lambda: all(stat(lb)[LOST]["status"] == "UP" for lb in LBS), timeout=60, what="%s UP" % LOST)
         wait_for(lambda: all(stat(lb)[LOST]["status"] == "DRAIN" and stat(lb)[LOST]["scur"] == "0" for lb in LBS),
                  timeout=120, what="%s drained" % LOST)
         docker("pause", LOST)
