@@ -60,15 +60,16 @@ def _share(value) -> str:
 def nginx_routing(service: dict, groups, hostvars, active: str, preview_header: str = "X-Rollout-Preview",
                   max_fails: int = 1, fail_timeout: int = 2, keepalive: int = 16,
                   preview_guard: str = "$fleet_preview_allowed", down=None, weights=None, sticky=None,
-                  ab=None) -> dict:
+                  ab=None, preview: bool = False) -> dict:
     """``upstreams``, ``maps`` and ``split_clients`` for nginx_upstream: one upstream per pool, the pool
     variable, and the sticky split's cookie variable.
 
-    The variable names the upstream of the active pool, or the preview pool
-    when the request carries the preview header set to 1 and ``preview_guard``
-    (a variable the nginx role sets to 1 for trusted source networks) is 1;
-    ``active`` may be ``maintenance`` (the server block then answers 503 with
-    Retry-After).
+    The variable names the upstream of the active pool, or, with ``preview``
+    open, the preview pool when the request carries the preview header set to
+    1 and ``preview_guard`` (a variable the nginx role sets to 1 for trusted
+    source networks) is 1; ``active`` may be ``maintenance`` (the server block
+    then answers 503 with Retry-After). With ``preview`` closed (the default)
+    a preview request gets what every user gets.
 
     ``down`` (inventory hostnames) marks servers ``down``, which is how nginx drains them (with a reload).
     ``weights`` ({hostname: percent}) gives those servers that share of a full weight of 100, for a slow
@@ -127,7 +128,7 @@ def nginx_routing(service: dict, groups, hostvars, active: str, preview_header: 
     default = MAINTENANCE if active == MAINTENANCE else upstream_name(name, active)
     # In maintenance the preview route reaches the first pool: the new release
     # can be smoke-tested before traffic comes back.
-    preview = upstream_name(name, preview_pool(service, active))
+    preview_upstream = upstream_name(name, preview_pool(service, active))
     cookie = "$cookie_" + sticky_cookie(name)
     if sticky:
         side_maps, splits, sides = _sticky_blocks(name, sticky, cookie)
@@ -141,7 +142,7 @@ def nginx_routing(service: dict, groups, hostvars, active: str, preview_header: 
             "upstreams": upstreams,
             "maps": [
                 {"source": header_variable + preview_guard, "variable": pool_variable(name), "default": default,
-                 "entries": [{"key": "11", "value": preview}]},
+                 "entries": [{"key": "11", "value": preview_upstream}] if preview else []},
                 {"source": cookie, "variable": new_cookie_variable(name), "default": ""},
                 {"source": variant_header_variable(service), "variable": unknown_variant_variable(name), "default": ""},
             ],
@@ -151,7 +152,7 @@ def nginx_routing(service: dict, groups, hostvars, active: str, preview_header: 
     pool_map = {
         # The side ends the source, so header and guard are "11" exactly when the first matches.
         "source": header_variable + preview_guard + ":" + side, "variable": pool_variable(name), "default": default,
-        "entries": [{"key": "~^11:(%s)$" % "|".join(sides), "value": preview}]
+        "entries": ([{"key": "~^11:(%s)$" % "|".join(sides), "value": preview_upstream}] if preview else [])
         + [{"key": "~:%s$" % route, "value": upstream} for route, upstream in sorted(routes.items())]}
     if not ab:
         side_maps.append({"source": variant_header_variable(service), "variable": unknown_variant_variable(name),

@@ -196,6 +196,20 @@ def active_pool(service: dict) -> str:
     return service.get("active_pool") or service["pools"][0]["name"]
 
 
+def host_ips(hosts, hostvars) -> list[str]:
+    """The IP addresses ``hosts`` are reached at (``rollout_address``, else ``ansible_host``), sorted, without
+    duplicates: literals only, since a source ACL (HAProxy ``src``, nginx ``geo``) takes no host names."""
+    found = set()
+    for host in hosts or []:
+        hvars = hostvars[host] if host in hostvars else {}
+        address = hvars.get("rollout_address") or hvars.get("ansible_host")
+        try:
+            found.add(str(ipaddress.ip_address(address)))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
 def preview_pool(service: dict, active: str) -> str:
     """The pool the preview route reaches: the first pool that is not active (the active one if alone)."""
     for pool in service["pools"]:
@@ -213,5 +227,6 @@ class FilterModule:
             "covered_pools": covered_pools,
             "active_pool": active_pool,
             "preview_pool": preview_pool,
+            "host_ips": host_ips,
             "find_pool": find_pool,
         }

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from labtest import haproxy_cli, lab_hosts, load_json
+from labtest import haproxy_cli, http, lab_hosts, load_json
 from rollout_run import STRICT_GATE, Run, Service, docker, playbook, refused_at_once, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -58,6 +58,13 @@ def assert_lbs_agree(host_for, service: Service, pool: str) -> None:
     """Every LB's state and running routing name ``pool``."""
     seen = {lb: (lb_state(host_for, service, lb)["active_pool"], running_route(host_for, service, lb)) for lb in LBS}
     assert set(seen.values()) == {(pool, pool)}, seen
+
+
+def previewed(host_for, service: Service) -> dict[str, set]:
+    """Per LB, the versions 6 requests with the preview header got, sent by the LB host to itself (trusted)."""
+    preview = {"X-Rollout-Preview": "1"}
+    return {lb: {http(host_for(lb), "http://127.0.0.1:%d/" % service.port, preview)[1].get("x-app-version")
+                 for _n in range(6)} for lb in LBS}
 
 
 def last_event(host_for, service: Service, kind: str) -> dict:
@@ -116,6 +123,9 @@ def test_rollout_flips_to_green_without_a_failed_request(service, rollout, host_
     state = lb_state(host_for, service, LBS[1])
     assert state["pools"]["green"]["release"] == "2.0.0"
     assert state["pools"]["blue"]["release"] == "1.0.0"
+    # The flip closed the preview route: it no longer reaches the superseded release on blue.
+    assert previewed(host_for, service) == {lb: {"2.0.0"} for lb in LBS}
+    assert not state["preview"]
     # Nothing reached the new release before the flip, and the old pool still runs its release.
     first_new = min(r["t"] for r in run.records if r["version"] == "2.0.0")
     assert first_new >= min(float(t) for t in event["flipped_at"].values()) - 0.05
@@ -176,6 +186,8 @@ def test_failed_smoke_test_never_flips(service, rollback, host_for):
     assert_lbs_agree(host_for, service, "blue")
     assert last_event(host_for, service, "rollout")["outcome"] == "failed"
     assert lb_state(host_for, service, LBS[0])["pools"]["green"] == {"release": "2.0.1-bad", "status": "failed"}
+    # The undo closed the preview route the smoke test went through: the refused release is not reachable.
+    assert previewed(host_for, service) == {lb: {"1.0.0"} for lb in LBS}
     # Green is UP but runs a release that failed: a rollback refuses to send users to it.
     refused = playbook("fleet.rollout.rollback", dict(service.extra_vars, rollback_pool="green"),
                        "-e", "@molecule/resources/%s" % service.vars_file)

@@ -6,8 +6,9 @@ import re
 import uuid
 
 import pytest
-from labtest import assert_active_and_preview, haproxy_cli, http, json_lines, lab_hosts, load_json
+from labtest import assert_active_and_hosts, haproxy_cli, http, json_lines, lab_hosts, load_json
 from lost_state import check_lost_state_case, check_rollout_lock_case, lost_state_case
+from preview import check_preview_case
 from rollout_run import Service
 
 LBS = lab_hosts("lb")
@@ -66,7 +67,8 @@ def test_pool_map_and_rollout_state(host_for, name):
     host = host_for(name)
     lines = [line for line in host.file("/etc/haproxy/maps/shop.map").content_string.splitlines()
              if line and not line.startswith("#")]
-    assert lines == ["active be_shop_blue", "preview be_shop_green"]
+    # The preview route closed (it reaches the active pool) until a rollout opens it.
+    assert lines == ["active be_shop_blue", "preview be_shop_blue"]
     live = haproxy_cli(host, "show map /etc/haproxy/maps/shop.map")
     assert [line.split(None, 1)[1] for line in live.splitlines() if line.strip()] == lines
     state = load_json(host, "/var/lib/fleet-rollout/shop/state.json")
@@ -74,8 +76,12 @@ def test_pool_map_and_rollout_state(host_for, name):
 
 
 @pytest.mark.parametrize("lb", LBS)
-def test_traffic_goes_to_the_active_pool_and_preview_to_the_other(host_for, lb):
-    assert_active_and_preview(host_for(CLIENT), "http://%s" % lb, BLUE, GREEN)
+def test_traffic_goes_to_the_active_pool_and_nowhere_else(host_for, lb):
+    assert_active_and_hosts(host_for(CLIENT), "http://%s" % lb, BLUE)
+
+
+def test_the_preview_route_is_closed_unless_a_route_step_opens_it(host_for):
+    check_preview_case(Service("haproxy", "shop", 80, vars_file="services.vars.yml"), host_for)
 
 
 @pytest.mark.parametrize("name", LBS)
@@ -127,7 +133,7 @@ def test_maintenance_backend_answers_503_with_retry_after(host_for, name):
         status, headers, body = http(host, "http://127.0.0.1/", {"X-Rollout-Preview": "1"})
         assert status == 503 and headers["retry-after"] == "15" and "shop is being updated" in body
     finally:
-        haproxy_cli(host, "set map /etc/haproxy/maps/shop.map preview be_shop_green")
+        haproxy_cli(host, "set map /etc/haproxy/maps/shop.map preview be_shop_blue")
     assert out.strip() == ""
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from labtest import assert_active_and_preview, http, json_lines, lab_hosts, load_json
+from labtest import assert_active_and_hosts, http, json_lines, lab_hosts, load_json
 from lost_state import check_lost_state_case, check_rollout_lock_case, lost_state_case
+from preview import check_preview_case
 from rollout_run import Service
 
 LBS = lab_hosts("lb")
@@ -39,7 +40,8 @@ def test_routing_file_and_rollout_state(host_for, name):
     host = host_for(name)
     routing = host.file("/etc/nginx/fleet/catalog.routing.conf").content_string
     assert "upstream fleet_catalog_blue {" in routing and "upstream fleet_catalog_green {" in routing
-    assert "default fleet_catalog_blue;" in routing and "11 fleet_catalog_green;" in routing
+    # The preview route closed (no entry for the header) until a rollout opens it.
+    assert "default fleet_catalog_blue;" in routing and " 11 " not in routing
     for app in BLUE + GREEN:
         assert "server %s:8080" % app in routing
     state = load_json(host, "/var/lib/fleet-rollout/catalog/state.json")
@@ -47,8 +49,12 @@ def test_routing_file_and_rollout_state(host_for, name):
 
 
 @pytest.mark.parametrize("lb", LBS)
-def test_traffic_goes_to_the_active_pool_and_preview_to_the_other(host_for, lb):
-    assert_active_and_preview(host_for(CLIENT), "http://%s:8000" % lb, BLUE, GREEN)
+def test_traffic_goes_to_the_active_pool_and_nowhere_else(host_for, lb):
+    assert_active_and_hosts(host_for(CLIENT), "http://%s:8000" % lb, BLUE)
+
+
+def test_the_preview_route_is_closed_unless_a_route_step_opens_it(host_for):
+    check_preview_case(Service("nginx", "catalog", 8000, vars_file="services.vars.yml"), host_for)
 
 
 @pytest.mark.parametrize("name", LBS)

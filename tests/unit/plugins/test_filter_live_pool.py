@@ -29,17 +29,23 @@ def test_haproxy_pool_map_names_its_active_pool(active):
     assert live_pool(text, "shop-eu", "haproxy") == active
 
 
+@pytest.mark.parametrize("preview", [False, True])
 @pytest.mark.parametrize("active", ["blue", "green", "maintenance"])
-def test_nginx_routing_names_its_active_pool(active):
-    assert live_pool(nginx_text(active), "shop-eu", "nginx") == active
+def test_nginx_routing_names_its_active_pool(active, preview):
+    text = nginx_text(active, preview=preview)
+    assert live_pool(text, "shop-eu", "nginx") == active
+    # The preview route: the other pool's upstream under the header's key "11" when open, no entry when closed.
+    assert (" 11 " in text) is preview
 
 
-def test_nginx_routing_during_a_sticky_canary_or_an_ab_test_names_the_active_pool():
-    sticky = nginx_text("green", sticky={"canary": ["app3"], "share": 20, "token": "t1"})
+@pytest.mark.parametrize("preview", [False, True])
+def test_nginx_routing_during_a_sticky_canary_or_an_ab_test_names_the_active_pool(preview):
+    sticky = nginx_text("green", sticky={"canary": ["app3"], "share": 20, "token": "t1"}, preview=preview)
     split = [{"variant": "blue", "percent": 50}, {"variant": "green", "percent": 50}]
-    ab = nginx_text("blue", ab={"token": "exp1", "split": split})
+    ab = nginx_text("blue", ab={"token": "exp1", "split": split}, preview=preview)
     assert live_pool(sticky, "shop-eu", "nginx") == "green"
     assert live_pool(ab, "shop-eu", "nginx") == "blue"
+    assert ("~^11:" in sticky, "~^11:" in ab) == (preview, preview)
 
 
 def test_no_routing_or_another_services_routing_names_no_pool():

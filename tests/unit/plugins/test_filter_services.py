@@ -7,6 +7,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fleet.rollout.plugins.filter.services import (
+    host_ips,
     active_pool, find_pool, pool_servers, preview_pool, service_members, service_problems)
 
 GROUPS = {"blue": ["app2", "app1"], "green": ["app3"], "empty": [], "all": ["app1", "app2", "app3"]}
@@ -114,3 +115,11 @@ def test_find_pool_by_name():
     assert find_pool(SLOTS, "green")["slot"] == "green"
     with pytest.raises(AnsibleFilterError, match=r"service 'shop' has no pool 'red' \(its pools: \['blue', 'green'\]\)"):
         find_pool(SLOTS, "red")
+
+
+def test_host_ips_are_the_ip_literals_only_sorted_once():
+    hostvars = {"lb1": {"ansible_host": "10.0.0.7"}, "lb2": {"ansible_host": "lb2.example.com"},
+                "lb3": {"rollout_address": "fd00::1", "ansible_host": "10.0.0.9"}, "lb4": {},
+                "lb5": {"ansible_host": "10.0.0.7"}, "lb6": {"ansible_host": "10.0.0.8\nacl x src 0.0.0.0/0"}}
+    assert host_ips(["lb1", "lb2", "lb3", "lb4", "lb5", "lb6", "missing"], hostvars) == ["10.0.0.7", "fd00::1"]
+    assert host_ips([], hostvars) == []
