@@ -139,7 +139,7 @@ awx-check: bootstrap-nodocker collection-links collection-build ## AWX register 
 # on 2 cores the suite is CPU-bound (the controller's playbooks and dockerd's execs take ~1.2 cores
 # with two lanes, the fleet ~0.6), every scenario ran ~1.5x slower beside another, and two lanes
 # took 37 min against 43.5 for one, with latency checks made noisy.
-MOLECULE_LANE_A := canary ramped recreate release smoke
+MOLECULE_LANE_A := canary faults ramped recreate release smoke
 MOLECULE_LANE_B := ab_test blue_green lb_haproxy lb_nginx shadow
 MOLECULE_LANES ?= $(shell [ "$$(nproc)" -ge 4 ] && echo 2 || echo 1)
 molecule: bootstrap artifacts collection-links ## every Molecule scenario (MOLECULE_LANES=2: in two lanes on two lab fleets at once)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 
 import pytest
 import testinfra
@@ -74,6 +76,41 @@ def haproxy_cli(host, command: str, socket_path: str = "/run/haproxy/admin.sock"
     result = host.run(" ".join(_quote(a) for a in ["python3", "-c", HAPROXY_CLI, socket_path, command]))
     assert result.rc == 0, result.stderr
     return result.stdout
+
+
+def haproxy_stat(lb: str, backend: str = "be_web_main") -> dict[str, dict]:
+    """``show stat`` rows of ``backend``'s servers on the LB container ``lb``, by server name. Through
+    ``docker exec``, so that it also serves a thread that watches a run."""
+    done = subprocess.run(["docker", "exec", lb, "python3", "-c", HAPROXY_CLI, "/run/haproxy/admin.sock", "show stat"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    head = lines[0].lstrip("# ").split(",")
+    rows = [dict(zip(head, line.split(","))) for line in lines[1:] if line]
+    return {row["svname"]: row for row in rows if row["pxname"] == backend and row["svname"] != "BACKEND"}
+
+
+def haproxy_servers(lb: str, backend: str = "be_web_main") -> dict[str, str]:
+    """``STATUS/WEIGHT`` of ``backend``'s servers on ``lb``, by server name (UP/100 when in full rotation)."""
+    return {name: "%s/%s" % (row["status"], row["weight"]) for name, row in haproxy_stat(lb, backend).items()}
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "") -> None:
+    """Poll ``predicate`` every 0.3 s until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def live_version(app: str, root: str = "/opt/sample-app") -> str:
+    """The release the app container's release state names live (main slot)."""
+    done = subprocess.run(["docker", "exec", app, "cat", root + "/release-state.json"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["slots"]["main"]["version"]
 
 
 def json_lines(text: str) -> list[dict]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import HAPROXY_CLI, lab_hosts
+from labtest import HAPROXY_CLI, haproxy_servers as servers, haproxy_stat as stat, lab_hosts, live_version, wait_for
 from rollout_run import LAB_SERVICES, Run, docker, playbook, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -27,36 +27,9 @@ HELD, DOWN, LOST = APPS[1], APPS[2], APPS[1]
 STATE_FILE = "/var/lib/fleet-rollout/web/state.json"
 
 
-def stat(lb: str) -> dict[str, dict]:
-    """``show stat`` rows of the web service's servers on ``lb``, by server name."""
-    out = docker("exec", lb, "python3", "-c", HAPROXY_CLI, "/run/haproxy/admin.sock", "show stat").stdout
-    lines = out.splitlines()
-    head = lines[0].lstrip("# ").split(",")
-    rows = [dict(zip(head, line.split(","))) for line in lines[1:] if line]
-    return {row["svname"]: row for row in rows if row["pxname"] == "be_web_main" and row["svname"] != "BACKEND"}
-
-
-def servers(lb: str) -> dict[str, str]:
-    return {name: "%s/%s" % (row["status"], row["weight"]) for name, row in stat(lb).items()}
-
-
 def runtime(lb: str, command: str) -> None:
     result = docker("exec", lb, "python3", "-c", HAPROXY_CLI, "/run/haproxy/admin.sock", command)
     assert result.returncode == 0, result.stderr
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
-def live_version(app: str) -> str:
-    out = docker("exec", app, "cat", "/opt/sample-app/release-state.json").stdout
-    return json.loads(out)["slots"]["main"]["version"]
 
 
 @dataclass

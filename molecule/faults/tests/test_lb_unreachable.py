@@ -1,4 +1,4 @@
-"""An LB that stops answering in the middle of a ramped rollout (its container paused in batch 1).
+"""Fault: an LB that stops answering in the middle of a ramped rollout (its container paused in batch 1).
 
 The run must stop with a line naming that LB, put every host it took out back into rotation on the LB
 that still answers, record the run there and give its lock back there; once the LB answers again, a
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import PROJECT, LAB_INVENTORY, haproxy_cli, lab_hosts, load_json
+from labtest import PROJECT, LAB_INVENTORY, haproxy_servers, lab_hosts, load_json
 from rollout_run import LAB_SERVICES, docker, env, playbook, reset_app
 
 APPS = lab_hosts("app")
@@ -24,14 +24,6 @@ RUN = dict(WEB.extra_vars, rollout_version="2.0.0", ramped_batches=1, ramped_max
            release_health_successes=4, release_health_interval=1,
            # How long a step (and the cleanup) waits on the paused LB before naming it: short, for a short test.
            lb_step_timeout=10)
-
-
-def web_servers(host) -> dict[str, str]:
-    lines = haproxy_cli(host, "show stat").splitlines()
-    head = lines[0].lstrip("# ").split(",")
-    rows = [dict(zip(head, line.split(","))) for line in lines[1:] if line]
-    return {row["svname"]: "%s/%s" % (row["status"], row["weight"]) for row in rows
-            if row["pxname"] == "be_web_main" and row["svname"] != "BACKEND"}
 
 
 @dataclass
@@ -57,20 +49,20 @@ def fault(host_for):
         deadline = time.time() + 120
         # Batch 1 has begun once lb1 drains a server.
         while time.time() < deadline and run.poll() is None:
-            if any(not state.startswith("UP") for state in web_servers(host_for(lb1)).values()):
+            if any(not state.startswith("UP") for state in haproxy_servers(lb1).values()):
                 docker("pause", lb2)
                 paused_at = time.time()
                 break
             time.sleep(0.2)
         output = run.communicate(timeout=600)[0]
         stopped = subprocess.CompletedProcess(command, run.returncode, output, "")
-        lb1_servers = web_servers(host_for(lb1))
+        lb1_servers = haproxy_servers(lb1)
         lb1_lock = host_for(lb1).file("/var/lib/fleet-rollout/web/lock.json").exists
         lb1_last = load_json(host_for(lb1), "/var/lib/fleet-rollout/web/state.json")["history"][-1]
     finally:
         docker("unpause", lb2)
     rerun = playbook("fleet.rollout.ramped", RUN, "-e", "@molecule/resources/strategy.vars.yml")
-    after = {lb: web_servers(host_for(lb)) for lb in LBS}
+    after = {lb: haproxy_servers(lb) for lb in LBS}
     return Fault(stopped, paused_at, lb1_servers, lb1_lock, lb1_last, rerun, after)
 
 

@@ -1,0 +1,109 @@
+"""Fault: a ramped rollout interrupted (SIGINT, as Ctrl-C or an AWX cancel sends it) between the drain
+of its first batch and the batch's return to rotation, under live traffic.
+
+Nothing of the run's own cleanup runs after SIGINT: the batch is left drained on both LBs and the lock
+is held by a run that is gone. Users lose nothing (the drained host has no request left). A plain rerun
+from the same controller takes the lock over, naming the dead run, puts the drained host back and
+finishes, again without a failed request; then nothing is left drained, in MAINT or locked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from labtest import LAB_INVENTORY, haproxy_servers, haproxy_stat, lab_hosts, live_version, load_json
+from rollout_run import LAB_SERVICES, Run, reset_app, run_under_traffic
+
+APPS = lab_hosts("app")
+LBS = lab_hosts("lb")
+WEB = LAB_SERVICES["haproxy"]
+RUN = {"rollout_version": "2.0.0", "ramped_batches": 1}
+
+
+def drained_everywhere() -> str | None:
+    """The app host drained on every LB with no request left on it, if any."""
+    stats = [haproxy_stat(lb) for lb in LBS]
+    for app in APPS:
+        if all(stat[app]["status"] == "DRAIN" and stat[app]["scur"] == "0" for stat in stats):
+            return app
+    return None
+
+
+def interrupt_once_drained() -> tuple[str, float]:
+    """SIGINT to the ansible-playbook process of this lab once a host is drained on every LB."""
+    deadline = time.time() + 120
+    host = drained_everywhere()
+    while host is None:
+        assert time.time() < deadline, "no host was drained on every LB within 120 s"
+        time.sleep(0.2)
+        host = drained_everywhere()
+    pattern = "ansible-playbook fleet.rollout.ramped -i %s " % LAB_INVENTORY
+    pid = subprocess.run(["pgrep", "-o", "-f", pattern], capture_output=True, text=True, check=True).stdout.split()[0]
+    os.kill(int(pid), signal.SIGINT)
+    return host, time.time()
+
+
+@dataclass
+class Interrupted:
+    run: Run
+    host: str
+    left: dict
+    locks: dict
+    rerun: Run
+    after: dict
+    locks_after: dict
+    versions_after: dict
+
+
+def locks() -> dict[str, bool]:
+    return {lb: subprocess.run(["docker", "exec", lb, "test", "-e", "/var/lib/fleet-rollout/web/lock.json"],
+                               check=False).returncode == 0 for lb in LBS}
+
+
+@pytest.fixture(scope="module")
+def interrupted():
+    reset_app("1.0.0")
+    run = run_under_traffic(WEB, "ramped", RUN, during=interrupt_once_drained, during_after_s=0)
+    assert run.during, run.output[-3000:]
+    host, _at = run.during
+    # The run is gone; give HAProxy a moment so the states read are settled ones.
+    time.sleep(1)
+    left = {lb: haproxy_servers(lb) for lb in LBS}
+    held = locks()
+    rerun = run_under_traffic(WEB, "ramped", RUN)
+    return Interrupted(run, host, left, held, rerun, {lb: haproxy_servers(lb) for lb in LBS}, locks(),
+                       {app: live_version(app) for app in APPS})
+
+
+def test_the_interrupted_run_stops_and_users_lose_nothing(interrupted):
+    run = interrupted.run
+    print("interrupted: %s" % run.summary())
+    assert run.rc != 0, run.output[-3000:]
+    assert len(run.records) > 0 and not run.failed, run.summary()
+
+
+def test_it_leaves_the_batch_drained_and_its_lock_as_documented(interrupted):
+    for lb in LBS:
+        assert interrupted.left[lb][interrupted.host].startswith("DRAIN"), interrupted.left
+        others = {app: state for app, state in interrupted.left[lb].items() if app != interrupted.host}
+        assert set(others.values()) == {"UP/100"}, interrupted.left
+    assert interrupted.locks == {lb: True for lb in LBS}
+
+
+def test_a_rerun_takes_the_lock_over_and_leaves_nothing_drained_or_locked(interrupted, host_for):
+    rerun = interrupted.rerun
+    print("rerun: %s" % rerun.summary())
+    out = " ".join(rerun.output.split())
+    assert rerun.rc == 0, out[-4000:]
+    assert "Took over the lock of" in out and "is no longer running" in out, out[-3000:]
+    assert len(rerun.records) > 0 and not rerun.failed, rerun.summary()
+    assert interrupted.after == {lb: {app: "UP/100" for app in APPS} for lb in LBS}, interrupted.after
+    assert interrupted.locks_after == {lb: False for lb in LBS}
+    assert set(interrupted.versions_after.values()) == {"2.0.0"}, interrupted.versions_after
+    last = load_json(host_for(LBS[0]), "/var/lib/fleet-rollout/web/state.json")["history"][-1]
+    assert last["outcome"] == "succeeded", last
