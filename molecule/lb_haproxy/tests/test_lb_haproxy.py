@@ -117,10 +117,13 @@ def test_a_pool_without_servers_answers_503_with_retry_after(host_for, name):
     host = host_for(name)
     for app in GREEN:
         haproxy_cli(host, "set server be_shop_green/%s state maint" % app)
+    # Green through the preview route, opened here on this LB only (a rollout opens it on every LB).
+    haproxy_cli(host, "set map /etc/haproxy/maps/shop.map preview be_shop_green")
     try:
         status, headers, body = http(host, "http://127.0.0.1/", {"X-Rollout-Preview": "1"})
         assert status == 503 and headers["retry-after"] == "15" and "shop is unavailable" in body
     finally:
+        haproxy_cli(host, "set map /etc/haproxy/maps/shop.map preview be_shop_blue")
         for app in GREEN:
             haproxy_cli(host, "set server be_shop_green/%s state ready" % app)
 
