@@ -18,10 +18,18 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-# What Ansible says when an LB gave no answer: a step's timeout, or a connection that returned no module
-# result at all (a paused or frozen host: docker exec, ssh that hang up).
-_TIMED_OUT = ("expected time frame", "timed out")
+# What Ansible says when an LB gave no answer: a step's timeout (the result's ``timedout``, "Timed out after
+# N second(s)." in ansible-core 2.19, "... in the expected time frame ..." before), or a connection that
+# returned no module result at all (a paused or frozen host: docker exec, ssh that hang up). A module's own
+# message may say "timed out" too ("drain timed out after 300.0s: ... still busy"): that LB answered.
+_TIMED_OUT_START = "timed out after"
+_TIMED_OUT = ("expected time frame",)
 _NO_RESULT = ("module result deserialization failed", "no start of json char found")
+
+
+def _timed_out(result: dict, said: str) -> bool:
+    said = said.lower()
+    return bool(result.get("timedout")) or said.startswith(_TIMED_OUT_START) or any(words in said for words in _TIMED_OUT)
 
 
 def _items(results, name: str) -> list[dict]:
@@ -58,7 +66,7 @@ def lb_failure_message(results, step: str) -> str:
             lost.append("%s: no module result came back (the host is paused, frozen or its connection broke)" % lb)
         elif result.get("unreachable"):
             lost.append("%s: %s" % (lb, said))
-        elif any(words in said.lower() for words in _TIMED_OUT):
+        elif _timed_out(result, said):
             lost.append("%s: no answer within the step's timeout" % lb)
         else:
             failed.append("%s: %s" % (lb, said))

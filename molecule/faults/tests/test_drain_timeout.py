@@ -1,5 +1,5 @@
 """Fault: a drain that never completes - requests far longer than ``ramped_drain_timeout`` in flight on
-every app host (12 requests of 20 s through one LB) while a ramped rollout runs under live traffic.
+every app host (12 requests of 30 s through one LB) while a ramped rollout runs under live traffic.
 
 ``ramped_on_drain_timeout: fail`` (the default): the first batch's drain times out, the batch goes back
 into rotation untouched and the run stops, naming the server still busy; the long requests all finish
@@ -26,9 +26,9 @@ RUN = {"rollout_version": "2.0.0", "ramped_batches": 1, "ramped_drain_timeout": 
 
 
 def long_requests() -> subprocess.Popen:
-    """``LONG`` requests of 20 s through the first LB, all at once; prints each one's HTTP status."""
+    """``LONG`` requests of 30 s (the most the app allows) through the first LB, all at once; prints each one's HTTP status."""
     script = ("for i in $(seq %d); do curl -s -o /dev/null -w '%%{http_code}\\n' --max-time 60 "
-              "http://%s:%d/slow?s=20 & done; wait" % (LONG, LBS[0], WEB.port))
+              "http://%s:%d/slow?s=30 & done; wait" % (LONG, LBS[0], WEB.port))
     return subprocess.Popen(["docker", "exec", CLIENT, "sh", "-c", script], stdout=subprocess.PIPE, text=True)
 
 

@@ -36,7 +36,7 @@ CASES = {
     # What YAML makes of an unquoted 2.10: the message asks for quotes.
     "version-yaml-float": ({"rollout_version": 2.1}, 'rollout_version: got the number 2.1, not a version; quote it'),
     "empty-pool": ({"rollout_services": [{"name": "web", "port": 80, "pools": []}]},
-                   "rollout_services[0].pools: expected a non-empty list of pools"),
+                   "rollout_services[0] (web).pools: expected a non-empty list of pools"),
     "weight-out-of-range": ({"ramped_slow_start": [150]},
                             "ramped_slow_start: expected a rising list of weights in percent, each 1-99"),
     "canary-weight-out-of-range": ({"canary_steps": [150]}, "canary_steps: expected rising percentages above 0 and at "

@@ -16,21 +16,27 @@ RESULTS = [
      "msg": "The fleet.rollout.haproxy_server action failed to execute in the expected time frame (30) and was terminated"},
     {"item": "lb4", "failed": True, "msg": "be_web_main/app1: still 2 sessions after 300 s"},
     {"item": "lb5", "failed": True, "msg": "Module result deserialization failed: No start of json char found"},
+    {"item": "lb6", "failed": True, "msg": "Timed out after 40 second(s).", "timedout": {"period": 40}},
+    # The module's own timeout: that LB answered.
+    {"item": "lb7", "failed": True, "msg": "drain timed out after 4.0s: be_web_main/app1 (3 sessions, 0 queued) still "
+                                           "busy; they stay in drain (use on_timeout=force to cut their sessions)"},
 ]
 
 
 def test_lists_each_lb_that_failed_or_did_not_answer_once():
-    assert lb_failed(RESULTS) == ["lb2", "lb3", "lb4", "lb5"]
+    assert lb_failed(RESULTS) == ["lb2", "lb3", "lb4", "lb5", "lb6", "lb7"]
     assert lb_failed([{"item": "lb1", "failed": False}, {"item": "lb2", "skipped": True}]) == []
 
 
 def test_message_tells_no_answer_from_a_failure_with_the_step_and_what_was_said():
     message = lb_failure_message(RESULTS, "draining app1")
-    assert message.startswith("could not reach LB lb2, lb3, lb5 while draining app1 (lb2: Failed to connect")
+    assert message.startswith("could not reach LB lb2, lb3, lb5, lb6 while draining app1 (lb2: Failed to connect")
     assert "container is paused" in message and "lb3: no answer within the step's timeout" in message
+    assert "lb6: no answer within the step's timeout" in message
+    assert "draining app1 failed on LB lb4, lb7 (" in message and "lb7: drain timed out after 4.0s" in message
     assert "lb5: no module result came back" in message and "deserialization" not in message
     assert "again" not in message
-    assert "; draining app1 failed on LB lb4 (lb4: be_web_main/app1: still 2 sessions after 300 s)" in message
+    assert "; draining app1 failed on LB lb4, lb7 (lb4: be_web_main/app1: still 2 sessions after 300 s; lb7:" in message
     assert lb_failure_message([{"item": "lb1"}], "x") == ""
 
 
