@@ -35,7 +35,7 @@ def second_rollout(service):
 
 # One rollout per LB kind, each with its own batch shape: behind HAProxy two hosts at a time with a slow
 # start (runtime weights), behind nginx one host at a time (a reload per drain) while a second operator tries
-# to start the same rollout; the bad release runs behind nginx (HAProxy's failed batch is in test_ramped_guards).
+# to start the same rollout; the bad release runs behind nginx (HAProxy's failed batch is in molecule/faults/tests/test_refused.py).
 # Both report a drain's progress every half second; the long requests (1 in 20) last 5 s, so those in flight
 # at a drain outlive its first round and show in it.
 RUNS = {
