@@ -100,9 +100,10 @@ def corrupt_lock(rejected, host_for):  # after the nginx case (they share the fl
         run = run_under_traffic(WEB, "ramped", RUN)
         after = rollout_snapshot(host_for)
         forced = run_under_traffic(WEB, "ramped", dict(RUN, rollout_lock_force=True))
+        locks_after = locked()
     finally:
         docker("exec", LBS[0], "rm", "-f", LOCK)
-    return CorruptLock(run, before, after, forced, locked())
+    return CorruptLock(run, before, after, forced, locks_after)
 
 
 def test_a_corrupt_lock_is_refused_naming_the_file_before_any_change(corrupt_lock):
