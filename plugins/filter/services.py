@@ -141,16 +141,24 @@ def _slot_problems(where: str, pools: list[dict], groups) -> list[str]:
     return problems
 
 
+def _address(host: str, hostvars) -> tuple[str | None, str]:
+    """Where ``host`` is reached, and the variable that says so: ``rollout_address``, else ``ansible_host``;
+    (None, "the inventory name") without either."""
+    hvars = hostvars[host] if host in hostvars else {}
+    for name in ("rollout_address", "ansible_host"):
+        if hvars.get(name):
+            return hvars[name], name
+    return None, "the inventory name"
+
+
 def pool_servers(pool: dict, groups, hostvars) -> list[dict]:
     """The servers of a pool: inventory hostname, address (``rollout_address``, ``ansible_host`` or the
     hostname) and the pool's port, sorted by name so every LB renders the same config."""
     servers = []
     for host in sorted(groups[pool["group"]]):
-        hvars = hostvars[host] if host in hostvars else {}
-        address = hvars.get("rollout_address") or hvars.get("ansible_host") or host
+        address, source = _address(host, hostvars)
+        address = address or host
         if not _is_server_address(address):
-            source = "rollout_address" if hvars.get("rollout_address") else "ansible_host" if hvars.get("ansible_host") \
-                else "the inventory name"
             raise AnsibleFilterError("%s of %s (pool %s): expected a host name or an IP address, got %r"
                                      % (source, host, pool.get("name"), address))
         servers.append({"name": host, "address": address, "port": pool["port"]})
@@ -201,10 +209,8 @@ def host_ips(hosts, hostvars) -> list[str]:
     duplicates: literals only, since a source ACL (HAProxy ``src``, nginx ``geo``) takes no host names."""
     found = set()
     for host in hosts or []:
-        hvars = hostvars[host] if host in hostvars else {}
-        address = hvars.get("rollout_address") or hvars.get("ansible_host")
         try:
-            found.add(str(ipaddress.ip_address(address)))
+            found.add(str(ipaddress.ip_address(_address(host, hostvars)[0])))
         except ValueError:
             continue
     return sorted(found)
