@@ -95,6 +95,13 @@ def haproxy_servers(lb: str, backend: str = "be_web_main") -> dict[str, str]:
     return {name: "%s/%s" % (row["status"], row["weight"]) for name, row in haproxy_stat(lb, backend).items()}
 
 
+def rollout_locks(service: str = "web") -> dict[str, bool]:
+    """Per LB host of the lab, whether a rollout lock of ``service`` is there (``docker exec``)."""
+    path = "/var/lib/fleet-rollout/%s/lock.json" % service
+    return {lb: subprocess.run(["docker", "exec", lb, "test", "-e", path], check=False).returncode == 0
+            for lb in lab_hosts("lb")}
+
+
 def wait_for(predicate, timeout: float = 60.0, what: str = "") -> None:
     """Poll ``predicate`` every 0.3 s until it holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.time() + timeout

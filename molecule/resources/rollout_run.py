@@ -129,6 +129,11 @@ class Run:
         redirect when all is well)."""
         return [r for r in self.records if rollout_probe.is_failed(r, fail_on_4xx=True)]
 
+    @property
+    def said(self) -> str:
+        """The run's output on one line (Ansible folds long messages over several)."""
+        return " ".join(self.output.split())
+
     def out_of_rotation(self) -> dict[str, int]:
         """Per LB host, the most servers seen out of rotation at once."""
         return {lb: max((sum(1 for status, _w in s["servers"].values() if status != "UP") for s in samples

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import haproxy_servers, lab_hosts, live_version
+from labtest import haproxy_servers, lab_hosts, live_version, rollout_locks
 from rollout_run import LAB_SERVICES, Run, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -47,10 +47,8 @@ def drain_case(on_timeout: str) -> Drain:
         run = run_under_traffic(WEB, "ramped", dict(RUN, ramped_on_drain_timeout=on_timeout))
     finally:
         out = long.communicate(timeout=90)[0]
-    locked = any(subprocess.run(["docker", "exec", lb, "test", "-e", "/var/lib/fleet-rollout/web/lock.json"],
-                                check=False).returncode == 0 for lb in LBS)
     return Drain(run, out.split(), {lb: haproxy_servers(lb) for lb in LBS}, {app: live_version(app) for app in APPS},
-                 locked)
+                 any(rollout_locks().values()))
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +66,7 @@ def forced_drain(refused_drain):  # after the fail case (they share the fleet)
 def test_a_drain_that_times_out_stops_the_run_and_puts_the_batch_back(refused_drain):
     drain = refused_drain
     print("drain timeout, fail: %s; long requests %s" % (drain.run.summary(), drain.codes))
-    out = " ".join(drain.run.output.split())
+    out = drain.run.said
     assert drain.run.rc != 0, out[-3000:]
     assert "drain timed out after 4" in out and "still busy" in out, out[-3000:]
     assert drain.servers == {lb: {app: "UP/100" for app in APPS} for lb in LBS}, drain.servers

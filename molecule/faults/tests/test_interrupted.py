@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import LAB_INVENTORY, haproxy_servers, haproxy_stat, lab_hosts, live_version, load_json
+from labtest import LAB_INVENTORY, haproxy_servers, haproxy_stat, lab_hosts, live_version, load_json, rollout_locks
 from rollout_run import LAB_SERVICES, Run, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -60,11 +60,6 @@ class Interrupted:
     versions_after: dict
 
 
-def locks() -> dict[str, bool]:
-    return {lb: subprocess.run(["docker", "exec", lb, "test", "-e", "/var/lib/fleet-rollout/web/lock.json"],
-                               check=False).returncode == 0 for lb in LBS}
-
-
 @pytest.fixture(scope="module")
 def interrupted():
     reset_app("1.0.0")
@@ -74,9 +69,9 @@ def interrupted():
     # The run is gone; give HAProxy a moment so the states read are settled ones.
     time.sleep(1)
     left = {lb: haproxy_servers(lb) for lb in LBS}
-    held = locks()
+    held = rollout_locks()
     rerun = run_under_traffic(WEB, "ramped", RUN)
-    return Interrupted(run, host, left, held, rerun, {lb: haproxy_servers(lb) for lb in LBS}, locks(),
+    return Interrupted(run, host, left, held, rerun, {lb: haproxy_servers(lb) for lb in LBS}, rollout_locks(),
                        {app: live_version(app) for app in APPS})
 
 
@@ -98,7 +93,7 @@ def test_it_leaves_the_batch_drained_and_its_lock_as_documented(interrupted):
 def test_a_rerun_takes_the_lock_over_and_leaves_nothing_drained_or_locked(interrupted, host_for):
     rerun = interrupted.rerun
     print("rerun: %s" % rerun.summary())
-    out = " ".join(rerun.output.split())
+    out = rerun.said
     assert rerun.rc == 0, out[-4000:]
     assert "Took over the lock of" in out and "is no longer running" in out, out[-3000:]
     assert len(rerun.records) > 0 and not rerun.failed, rerun.summary()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import haproxy_servers, lab_hosts, live_version, rollout_snapshot, without_volatile
+from labtest import haproxy_servers, lab_hosts, live_version, rollout_locks, rollout_snapshot, without_volatile
 from rollout_run import LAB_SERVICES, Run, docker, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -26,10 +26,6 @@ LOCK = "/var/lib/fleet-rollout/web/lock.json"
 
 def routing(lb: str) -> str:
     return docker("exec", lb, "cat", "/etc/nginx/fleet/store.routing.conf").stdout
-
-
-def locked() -> dict[str, bool]:
-    return {lb: docker("exec", lb, "test", "-e", LOCK).returncode == 0 for lb in LBS}
 
 
 @dataclass
@@ -59,7 +55,7 @@ def rejected():
 def test_a_config_nginx_rejects_stops_the_run_naming_the_lb_and_users_lose_nothing(rejected):
     run = rejected.run
     print("nginx -t fails: %s" % run.summary())
-    out = " ".join(run.output.split())
+    out = run.said
     assert run.rc != 0, out[-3000:]
     assert "failed on LB %s" % LBS[0] in out and "nginx -t rejected the configuration" in out, out[-3000:]
     assert BROKEN in out, out[-3000:]
@@ -100,7 +96,7 @@ def corrupt_lock(rejected, host_for):  # after the nginx case (they share the fl
         run = run_under_traffic(WEB, "ramped", RUN)
         after = rollout_snapshot(host_for)
         forced = run_under_traffic(WEB, "ramped", dict(RUN, rollout_lock_force=True))
-        locks_after = locked()
+        locks_after = rollout_locks()
     finally:
         docker("exec", LBS[0], "rm", "-f", LOCK)
     return CorruptLock(run, before, after, forced, locks_after)
@@ -109,7 +105,7 @@ def corrupt_lock(rejected, host_for):  # after the nginx case (they share the fl
 def test_a_corrupt_lock_is_refused_naming_the_file_before_any_change(corrupt_lock):
     run = corrupt_lock.run
     print("corrupt lock: %s" % run.summary())
-    out = " ".join(run.output.split())
+    out = run.said
     assert run.rc != 0, out[-3000:]
     assert "(%s) is corrupt: expires is null, not a time" % LOCK in out and "rollout_lock_force=true" in out, out[-3000:]
     assert without_volatile(corrupt_lock.after) == without_volatile(corrupt_lock.before)
@@ -119,7 +115,7 @@ def test_a_corrupt_lock_is_refused_naming_the_file_before_any_change(corrupt_loc
 def test_rollout_lock_force_takes_a_corrupt_lock_over_and_finishes(corrupt_lock):
     forced = corrupt_lock.forced
     print("corrupt lock, forced: %s" % forced.summary())
-    out = " ".join(forced.output.split())
+    out = forced.said
     assert forced.rc == 0, out[-3000:]
     assert "Took over the lock of (corrupt lock file: expires is null, not a time) on %s" % LBS[0] in out, out[-3000:]
     assert len(forced.records) > 0 and not forced.failed, forced.summary()

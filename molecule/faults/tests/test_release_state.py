@@ -47,7 +47,7 @@ def corrupt(host_for):
 def test_a_corrupt_state_file_stops_the_run_before_any_change_naming_host_and_file(corrupt):
     run = corrupt.run
     print("corrupt state: %s" % run.summary())
-    out = " ".join(run.output.split())
+    out = run.said
     assert run.rc != 0, out[-3000:]
     assert "%s/release-state.json is not JSON" % "/opt/sample-app" in out and HOST in out, out[-3000:]
     assert without_volatile(corrupt.after) == without_volatile(corrupt.before)
