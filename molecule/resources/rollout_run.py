@@ -221,12 +221,16 @@ def docker(*args: str, **kwargs) -> subprocess.CompletedProcess:
 def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: float = 60.0,
                       slow_share: int = 1, slow_s: float = 2.0, tail_s: float = 2.0, during=None,
                       during_after_s: float = 15.0,
-                      probe_args: tuple = ()) -> Run:
+                      probe_args: tuple = (), report: bool = False) -> Run:
     """Run ``fleet.rollout.<strategy>`` (or the playbook file ``strategy``) for ``service`` while the probe sends ``rate`` requests/s through
     both LBs (1 in 20 of them a ``slow_s`` request, when ``slow_share`` is 1) and the LBs are sampled; the probe
     keeps going ``tail_s`` seconds after the run, to see what is served afterwards. ``during`` (a
     callable) runs ``during_after_s`` seconds into the run; what it returns is ``Run.during``.
-    ``probe_args`` go to the probe as they are (simulated users, for example)."""
+    ``probe_args`` go to the probe as they are (simulated users, for example). The run's own report
+    (rollout_report_dir) is written only with ``report`` or a ``rollout_report_dir`` in ``extra_vars``: a
+    report never changes how a rollout ends (one that cannot be made is said, not failed), and skipping it
+    where no test reads it saves its ~5 s per run; the tests that read reports, and the fault tests (whose
+    cleanup includes it), ask for it."""
     token = uuid.uuid4().hex[:8]
     client = lab_hosts("client")[0]
     lbs = lab_hosts("lb")
@@ -258,7 +262,8 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
         started = time.time()
         # A playbook of the collection by its short name, or a playbook file of the project.
         name = strategy if strategy.endswith(".yml") else "fleet.rollout.%s" % strategy
-        result = playbook(name, dict(service.extra_vars, **extra_vars),
+        no_report = {} if report else {"rollout_report_dir": ""}
+        result = playbook(name, {**no_report, **service.extra_vars, **extra_vars},
                           "-e", "@" + os.path.join(PROJECT, "molecule", "resources", service.vars_file))
         ended = time.time()
         if side_thread is not None:

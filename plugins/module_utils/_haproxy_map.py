@@ -16,7 +16,7 @@ import re
 import time
 
 from ansible_collections.fleet.rollout.plugins.module_utils._atomic_file import read_text, write_atomic
-from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import HAProxyCommandError
+from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_runtime import HAProxyCommandError, HAProxyRuntimeError
 
 _VERSION = re.compile(r"New version created:\s*(\d+)")
 _UNSAFE = re.compile(r"[\s#]")
@@ -26,6 +26,10 @@ HEADER = "# Managed by fleet.rollout.haproxy_map: edits here are overwritten.\n"
 
 class MapEntryError(ValueError):
     pass
+
+
+class MapNotAppliedError(HAProxyRuntimeError):
+    """The running map does not hold the entries just committed."""
 
 
 def normalize_entries(entries) -> list[tuple[str, str]]:
@@ -102,6 +106,13 @@ def converge(client, map_path: str, entries, runtime: bool = True, write_file: b
     if not check_mode:
         if runtime_changed:
             applied_at = replace_runtime(client, map_path, wanted)
+            # Read back what requests are routed by now: a strategy moves on (watches a flip, stops the old
+            # pool) on this step's word alone, without a second look at every LB.
+            running = client.show_map(map_path)
+            if running != wanted:
+                raise MapNotAppliedError("the running map %s does not hold the entries after the commit: %s, expected %s"
+                                    % (map_path, render(running).replace(HEADER, "").strip().replace("\n", "; "),
+                                       render(wanted).replace(HEADER, "").strip().replace("\n", "; ")))
         if file_changed:
             write_atomic(map_path, content, mode=0o644)
     return {

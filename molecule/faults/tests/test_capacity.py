@@ -50,7 +50,7 @@ def capacity():
         wait_for(lambda: all(stat(lb)[DOWN]["status"].startswith("DOWN") for lb in LBS), what="%s DOWN" % DOWN)
         refused = playbook("fleet.rollout.ramped", dict(WEB.extra_vars, rollout_version="2.0.0", ramped_max_unavailable=1),
                            "-e", "@molecule/resources/strategy.vars.yml")
-        run = run_under_traffic(WEB, "ramped", {"rollout_version": "2.0.0", "ramped_batches": 1})
+        run = run_under_traffic(WEB, "ramped", {"rollout_version": "2.0.0", "ramped_batches": 1}, report=True)
         after = {lb: servers(lb) for lb in LBS}
         versions = {app: live_version(app) for app in APPS}
     finally:
@@ -125,7 +125,7 @@ def lost(capacity):  # after the capacity runs (they share the fleet)
     try:
         run = run_under_traffic(WEB, "ramped", {"rollout_version": "2.0.0", "ramped_batches": 1, "ramped_failure_budget": 1,
                                                 "ramped_host_timeout": 5, "release_health_timeout": 10},
-                                during=pause_once_drained, during_after_s=0)
+                                during=pause_once_drained, during_after_s=0, report=True)
         during = {lb: servers(lb) for lb in LBS}
         last = json.loads(docker("exec", LBS[0], "cat", STATE_FILE).stdout)["history"][-1]
     finally:

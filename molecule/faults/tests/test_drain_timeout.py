@@ -44,7 +44,7 @@ class Drain:
 def drain_case(on_timeout: str) -> Drain:
     long = long_requests()
     try:
-        run = run_under_traffic(WEB, "ramped", dict(RUN, ramped_on_drain_timeout=on_timeout))
+        run = run_under_traffic(WEB, "ramped", dict(RUN, ramped_on_drain_timeout=on_timeout), report=True)
     finally:
         out = long.communicate(timeout=90)[0]
     return Drain(run, out.split(), {lb: haproxy_servers(lb) for lb in LBS}, {app: live_version(app) for app in APPS},

@@ -4,7 +4,11 @@ of its first batch and the batch's return to rotation, under live traffic.
 Nothing of the run's own cleanup runs after SIGINT: the batch is left drained on both LBs and the lock
 is held by a run that is gone. Users lose nothing (the drained host has no request left). A plain rerun
 from the same controller takes the lock over, naming the dead run, puts the drained host back and
-finishes, again without a failed request; then nothing is left drained, in MAINT or locked."""
+finishes, again without a failed request; then nothing is left drained, in MAINT or locked.
+
+Before the rerun one host not updated yet also loses its release state file (release-state.json): the
+live link still says which release runs, so the rerun goes on and rewrites the file (the same rerun
+proves both; a second rollout of its own would only repeat the first one's asserts)."""
 
 from __future__ import annotations
 
@@ -17,12 +21,15 @@ from dataclasses import dataclass
 import pytest
 
 from labtest import LAB_INVENTORY, haproxy_servers, haproxy_stat, lab_hosts, live_version, load_json, rollout_locks
-from rollout_run import LAB_SERVICES, Run, reset_app, run_under_traffic
+from rollout_run import LAB_SERVICES, Run, docker, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
 WEB = LAB_SERVICES["haproxy"]
 RUN = {"rollout_version": "2.0.0", "ramped_batches": 1}
+# The host whose release state file goes missing before the rerun: one the interrupted run never reached.
+LOST_STATE = APPS[2]
+STATE = "/opt/sample-app/release-state.json"
 
 
 def drained_everywhere() -> str | None:
@@ -63,14 +70,16 @@ class Interrupted:
 @pytest.fixture(scope="module")
 def interrupted():
     reset_app("1.0.0")
-    run = run_under_traffic(WEB, "ramped", RUN, during=interrupt_once_drained, during_after_s=0)
+    run = run_under_traffic(WEB, "ramped", RUN, during=interrupt_once_drained, during_after_s=0, report=True)
     assert run.during, run.output[-3000:]
     host, _at = run.during
     # The run is gone; give HAProxy a moment so the states read are settled ones.
     time.sleep(1)
     left = {lb: haproxy_servers(lb) for lb in LBS}
     held = rollout_locks()
-    rerun = run_under_traffic(WEB, "ramped", RUN)
+    assert host != LOST_STATE and live_version(LOST_STATE) == "1.0.0"
+    assert docker("exec", LOST_STATE, "rm", "-f", STATE).returncode == 0
+    rerun = run_under_traffic(WEB, "ramped", RUN, report=True)
     return Interrupted(run, host, left, held, rerun, {lb: haproxy_servers(lb) for lb in LBS}, rollout_locks(),
                        {app: live_version(app) for app in APPS})
 
@@ -102,3 +111,10 @@ def test_a_rerun_takes_the_lock_over_and_leaves_nothing_drained_or_locked(interr
     assert set(interrupted.versions_after.values()) == {"2.0.0"}, interrupted.versions_after
     last = load_json(host_for(LBS[0]), "/var/lib/fleet-rollout/web/state.json")["history"][-1]
     assert last["outcome"] == "succeeded", last
+
+
+def test_a_missing_state_file_is_rewritten_and_the_rollout_finishes(interrupted):
+    """The host that lost its release-state.json before the rerun was updated like the others, and its file is
+    back, naming the release."""
+    assert interrupted.rerun.rc == 0, interrupted.rerun.output[-3000:]
+    assert interrupted.versions_after[LOST_STATE] == "2.0.0", interrupted.versions_after

@@ -43,12 +43,12 @@ def rejected():
     before = routing(LBS[0])
     assert docker("exec", LBS[0], "sh", "-c", "echo 'this is not nginx config;' > %s" % BROKEN).returncode == 0
     try:
-        run = run_under_traffic(STORE, "ramped", RUN)
+        run = run_under_traffic(STORE, "ramped", RUN, report=True)
         after = {lb: routing(lb) for lb in LBS}
         versions = {app: live_version(app) for app in APPS}
     finally:
         docker("exec", LBS[0], "rm", "-f", BROKEN)
-    rerun = run_under_traffic(STORE, "ramped", RUN)
+    rerun = run_under_traffic(STORE, "ramped", RUN, report=True)
     return Rejected(run, before, after, versions, rerun)
 
 
@@ -93,9 +93,9 @@ def corrupt_lock(rejected, host_for):  # after the nginx case (they share the fl
     assert docker("exec", LBS[0], "sh", "-c", "printf '%s' > %s" % (content, LOCK)).returncode == 0
     try:
         before = rollout_snapshot(host_for)
-        run = run_under_traffic(WEB, "ramped", RUN)
+        run = run_under_traffic(WEB, "ramped", RUN, report=True)
         after = rollout_snapshot(host_for)
-        forced = run_under_traffic(WEB, "ramped", dict(RUN, rollout_lock_force=True))
+        forced = run_under_traffic(WEB, "ramped", dict(RUN, rollout_lock_force=True), report=True)
         locks_after = rollout_locks()
     finally:
         docker("exec", LBS[0], "rm", "-f", LOCK)

@@ -124,7 +124,7 @@ def one_host_fails():
             "rollout_version": "1.0.0", "ramped_batches": "50%", "release_health_timeout": 5,
             "release_environment": {"SAMPLE_APP_PORT": "8080", "SAMPLE_APP_DATA_DIR": "data",
                                     "SAMPLE_APP_FAIL_FILE": FAIL_FILE},
-        })
+        }, report=True)
     finally:
         docker("exec", APPS[1], "rm", "-f", FAIL_FILE)
 

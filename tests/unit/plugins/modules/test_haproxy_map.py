@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_map import normalize_entries, MapEntryError
+from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_map import (
+    MapEntryError, MapNotAppliedError, converge, normalize_entries)
 from ansible_collections.fleet.rollout.plugins.modules import haproxy_map
 
 
@@ -130,3 +131,31 @@ def test_entry_order_is_kept():
     assert normalize_entries([{"key": "10:99", "value": "b"}, {"key": "0:9", "value": "a"}]) == [("10:99", "b"), ("0:9", "a")]
     with pytest.raises(MapEntryError):
         normalize_entries({"": "x"})
+
+
+class _CommitIgnored:
+    """A runtime client whose commits HAProxy accepts but whose map keeps its old entries: the module must say
+    so, not report the route as set."""
+
+    def __init__(self, entries):
+        self.entries = entries
+        self.sent = []
+
+    def show_map(self, _map_ref):
+        return list(self.entries)
+
+    def execute(self, command):
+        self.sent.append(command)
+        return "New version created: 7\n"
+
+    def run_set(self, command, payload=None):
+        self.sent.append(command)
+
+
+def test_a_commit_the_running_map_does_not_show_fails_naming_map_and_entries(tmp_path):
+    client = _CommitIgnored([("svc", "be_blue")])
+    with pytest.raises(MapNotAppliedError) as caught:
+        converge(client, str(tmp_path / "pools.map"), {"svc": "be_green"}, write_file=False)
+    assert "commit map @7 %s" % (tmp_path / "pools.map") in client.sent
+    assert str(caught.value) == ("the running map %s does not hold the entries after the commit: svc be_blue, "
+                                 "expected svc be_green" % (tmp_path / "pools.map"))
