@@ -14,6 +14,8 @@ description:
     C(commit map @version), so every request is routed by the old map or by the new one, never by a
     half-written one. This is the pool switch for blue/green (C(use_backend %[str(svc),map(...)])) and
     the split table for canary and A/B routing.
+  - After the commit the running map is read back; the module fails, naming the map and both entry lists,
+    unless it holds the entries. A caller may act on its success alone (stop the old pool, start a watch).
   - The map file is rewritten with the same content by an atomic rename, so a reload keeps it; HAProxy
     never writes runtime map edits back to the file.
   - No reload is needed or done.

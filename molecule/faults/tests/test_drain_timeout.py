@@ -22,7 +22,8 @@ LBS = lab_hosts("lb")
 CLIENT = lab_hosts("client")[0]
 WEB = LAB_SERVICES["haproxy"]
 LONG = 12
-RUN = {"rollout_version": "2.0.0", "ramped_batches": 1, "ramped_drain_timeout": 4}
+# Two batches of two hosts: every host meets the timeout, in half the rounds of single-host batches.
+RUN = {"rollout_version": "2.0.0", "ramped_batches": 2, "ramped_drain_timeout": 4}
 
 
 def long_requests() -> subprocess.Popen:
