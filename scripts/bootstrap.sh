@@ -134,10 +134,15 @@ ensure_image() {
 }
 
 install_debian_packages
-ensure_venv
-ensure_ansible_test_pip
+# The venv (pip, from PyPI) and the fleet image (debootstrap, from the Debian mirror) do not need each
+# other: on a fresh machine they are made at the same time.
+ensure_venv & venv=$!
+trap 'kill "$venv" 2>/dev/null || true' EXIT
 if [ "$want_docker" = 1 ]; then
     ensure_docker
     [ "$want_image" = 1 ] && ensure_image
 fi
+wait "$venv"
+trap - EXIT
+ensure_ansible_test_pip
 log "ready (venv: $FLEET_VENV, image: $FLEET_IMAGE)"
