@@ -65,6 +65,10 @@ def render(entries: list[tuple[str, str]]) -> str:
     return HEADER + "".join("%s %s\n" % (key, value) if value else "%s\n" % key for key, value in entries)
 
 
+def _one_line(entries: list[tuple[str, str]]) -> str:
+    return render(entries)[len(HEADER):].strip().replace("\n", "; ")
+
+
 def parse_file(text: str | None) -> list[tuple[str, str]]:
     """Entries of a map file, as HAProxy reads it (comments and blank lines skipped)."""
     entries = []
@@ -111,8 +115,7 @@ def converge(client, map_path: str, entries, runtime: bool = True, write_file: b
             running = client.show_map(map_path)
             if running != wanted:
                 raise MapNotAppliedError("the running map %s does not hold the entries after the commit: %s, expected %s"
-                                    % (map_path, render(running).replace(HEADER, "").strip().replace("\n", "; "),
-                                       render(wanted).replace(HEADER, "").strip().replace("\n", "; ")))
+                                         % (map_path, _one_line(running), _one_line(wanted)))
         if file_changed:
             write_atomic(map_path, content, mode=0o644)
     return {
