@@ -66,7 +66,7 @@ def render(entries: list[tuple[str, str]]) -> str:
 
 
 def _one_line(entries: list[tuple[str, str]]) -> str:
-    return render(entries)[len(HEADER):].strip().replace("\n", "; ")
+    return "; ".join(("%s %s" % (key, value)) if value else key for key, value in entries)
 
 
 def parse_file(text: str | None) -> list[tuple[str, str]]:
