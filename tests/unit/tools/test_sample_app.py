@@ -79,13 +79,13 @@ def test_bad_release_defaults_apply_and_env_overrides_them(run_app):
 
 
 def test_latency_knob_adds_latency(run_app):
-    url = run_app(latency_ms="150")[1]
+    url = run_app(latency_ms="1000")[1]
     started = time.monotonic()
     get(url + "/")
-    assert time.monotonic() - started >= 0.15
+    assert time.monotonic() - started >= 1.0
     started = time.monotonic()
     get(url + "/healthz")  # health checks stay fast
-    assert time.monotonic() - started < 0.15
+    assert time.monotonic() - started < 0.5
 
 
 def test_orders_are_appended_to_the_data_file(run_app, tmp_path):

@@ -80,7 +80,7 @@ def test_a_full_queue_drops_and_stopping_records_what_was_left(shadow_relay, run
     started = time.monotonic()
     send(relay, [("GET", "/", None)] * 6)
     # Acknowledged at once although the shadow takes 0.5 s a request.
-    assert time.monotonic() - started < 0.4
+    assert time.monotonic() - started < 1.5  # waiting on the shadow would take 3 s
     stop(relay, forwarder, record_log, wait=2.0)
     got = records(log, 6)
     answered = [r for r in got if r["status"] == 200]

@@ -109,13 +109,13 @@ def test_drain_in_rounds_reports_the_sessions_left_then_the_drain(lab, run_modul
 
 def test_drain_timeout_force_cuts_sessions_and_sets_maint(lab, run_module, get_url):
     lab.cli("set server be_shop/b state maint")
-    thread, result = background_get(get_url, lab.url + "/slow?s=5")
+    thread, result = background_get(get_url, lab.url + "/slow?s=10")
     wait_sessions(lab, "be_shop/a")
     started = time.monotonic()
     params = args(lab, servers=["be_shop/a"], state="drain", drain_timeout=0.5, on_timeout="force")
     out = run_module(haproxy_server.main, params)
     thread.join(10)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 5  # the session would last 10 s
     assert out.get("failed") is not True and out["changed"] is True
     assert out["servers"][0]["forced"] is True
     assert out["servers"][0]["after"]["admin_state"] == "maint"
@@ -132,7 +132,7 @@ def test_down_and_maint_servers_count_as_drained_at_once(haproxy_lab, run_app, r
     started = time.monotonic()
     # A poll interval this long proves nothing waits for a second poll.
     out = run_module(haproxy_server.main, args(lab, servers=["be/dead", "be/off"], state="maint", poll_interval=30))
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10
     dead, off = out["servers"]
     assert dead["changed"] is True and dead["drained"] is True and dead["drain_seconds"] < 0.5
     assert off["changed"] is False and off["drained"] is True
@@ -141,7 +141,7 @@ def test_down_and_maint_servers_count_as_drained_at_once(haproxy_lab, run_app, r
     lab.wait_status("be/dead", "DOWN")  # leaving maint, HAProxy calls it UP until the next check fails
     started = time.monotonic()
     out = run_module(haproxy_server.main, args(lab, servers=["be/dead"], state="drain", poll_interval=30))
-    assert out["servers"][0]["drained"] is True and time.monotonic() - started < 2
+    assert out["servers"][0]["drained"] is True and time.monotonic() - started < 10
 
 
 def test_same_state_twice_is_no_change(lab, run_module):
@@ -262,12 +262,12 @@ def test_enabling_checks_the_config_lacks_fails_before_any_change(lab, run_modul
 
 def test_shutdown_sessions_cuts_at_once(lab, run_module, get_url):
     lab.cli("set server be_shop/b state maint")
-    thread, result = background_get(get_url, lab.url + "/slow?s=5")
+    thread, result = background_get(get_url, lab.url + "/slow?s=10")
     wait_sessions(lab, "be_shop/a")
     started = time.monotonic()
     out = run_module(haproxy_server.main, args(lab, servers=["be_shop/a"], state="maint", shutdown_sessions=True))
     thread.join(10)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # the session would last 10 s
     assert out["servers"][0]["forced"] is True and out["servers"][0]["after"]["sessions"] == 0
     assert result["answer"][0] != 200
     bad = run_module(haproxy_server.main, args(lab, servers=["be_shop/a"], state="drain", shutdown_sessions=True))

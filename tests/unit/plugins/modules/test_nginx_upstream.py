@@ -157,7 +157,7 @@ def test_drain_waits_for_the_old_worker_and_the_request_in_flight_succeeds(lab, 
     thread.join(10)
     assert answer["status"] == 200
     assert out["changed"] is True and out["reloaded"] is True and out["old_workers"] == 1
-    assert 1.0 <= out["workers_exited_seconds"] <= 2.5
+    assert 1.0 <= out["workers_exited_seconds"] <= 6  # well below worker_timeout
     assert took >= out["workers_exited_seconds"]
     assert lab.version() == "2.0.0"
 
