@@ -36,7 +36,7 @@ def test_config_is_valid_and_identical(host_for, name):
 @pytest.mark.parametrize("name", LBS)
 def test_preview_route_trusts_loopback_and_the_listed_networks_only(host_for, name):
     # As HAProxy runs it: the inline ACL's patterns. The lab lists docker's networks (its client previews);
-    # the role itself adds loopback and the LB hosts' IP addresses (none here: the lab's hosts have no ansible_host).
+    # the role itself adds loopback and the LB's own IP address (none here: the lab's hosts have no ansible_host).
     host = host_for(name)
     acls = haproxy_cli(host, "show acl")
     # "<id> () acl 'src' file '/etc/haproxy/haproxy.cfg' line <n>": the only src ACLs are preview_allowed.

@@ -36,7 +36,7 @@ def template(role: str, name: str, **variables) -> str:
                              keep_trailing_newline=True)
     env.filters["fleet.rollout.pool_servers"] = pool_servers
     env.filters["fleet.rollout.host_ips"] = host_ips
-    variables.setdefault("ansible_play_hosts_all", [])
+    variables.setdefault("inventory_hostname", "lb1")
     return env.get_template(name).render(ansible_managed="test", **variables)
 
 
@@ -298,14 +298,14 @@ def test_nginx_preview_route_is_closed_unless_a_step_opens_it(nginx, fleet):
     assert {get(port, headers=preview)[1] for _n in range(30)} == {"1.0.0", "2.0.0"}
 
 
-def test_the_preview_sources_are_loopback_the_lb_hosts_and_the_listed_networks(fleet, tmp_path):
-    """The LB hosts' IP addresses are trusted (names cannot be: a source ACL takes addresses); HAProxy
-    accepts the config."""
+def test_the_preview_sources_are_loopback_the_lb_itself_and_the_listed_networks(fleet, tmp_path):
+    """The LB's own IP address is trusted (a name cannot be: a source ACL takes addresses), not the other
+    hosts of the play, which --limit changes; HAProxy accepts the config."""
     service, groups, hostvars = fleet
     hostvars = dict(hostvars, lb1={"ansible_host": "10.9.0.5"}, lb2={"ansible_host": "lb2.example.com"},
                     lb3={"rollout_address": "fd00::5", "ansible_host": "lb3.example.com"})
     cfg = template("haproxy", "haproxy.cfg.j2", rollout_services=[service], groups=groups, hostvars=hostvars,
-                   ansible_play_hosts_all=["lb1", "lb2", "lb3"], haproxy_maxconn=256,
+                   inventory_hostname="lb3", ansible_play_hosts_all=["lb1", "lb2", "lb3"], haproxy_maxconn=256,
                    haproxy_socket=str(tmp_path / "admin.sock"), haproxy_state_file=str(tmp_path / "state"),
                    haproxy_timeout_connect="2s", haproxy_timeout_client="30s", haproxy_timeout_server="30s",
                    haproxy_prometheus_bind="127.0.0.1", haproxy_prometheus_port=8405, haproxy_maps_dir=str(tmp_path),
@@ -313,14 +313,14 @@ def test_the_preview_sources_are_loopback_the_lb_hosts_and_the_listed_networks(f
                    haproxy_preview_header="X-Rollout-Preview", haproxy_check_interval="1s", haproxy_check_fall=2,
                    haproxy_check_rise=1, haproxy_server_weight=100, haproxy_log_format="%b/%s %ST")
     acls = [line.strip() for line in cfg.splitlines() if "acl preview_allowed" in line]
-    assert acls == ["acl preview_allowed src 127.0.0.0/8 ::1 10.9.0.5 fd00::5 192.168.0.0/16"]
+    assert acls == ["acl preview_allowed src 127.0.0.0/8 ::1 fd00::5 192.168.0.0/16"]
     for name in ("web.map", "web.ab.map", "web-503.http", "web-maintenance.html"):
         (tmp_path / name).write_text("HTTP/1.0 503 Service Unavailable\r\n\r\n" if name.endswith(".http") else "")
     (tmp_path / "haproxy.cfg").write_text(cfg)
     checked = subprocess.run(["haproxy", "-c", "-q", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True,
                              check=False)
     assert checked.returncode == 0, checked.stderr
-    geo = template("nginx", "fleet-rollout-preview.conf.j2", hostvars=hostvars, ansible_play_hosts_all=["lb1", "lb2"],
-                   nginx_preview_sources=["192.168.0.0/16"])
+    geo = template("nginx", "fleet-rollout-preview.conf.j2", hostvars=hostvars, inventory_hostname="lb1",
+                   ansible_play_hosts_all=["lb1", "lb2", "lb3"], nginx_preview_sources=["192.168.0.0/16"])
     assert [line.strip() for line in geo.splitlines() if line.strip().endswith(" 1;")] == [
         "127.0.0.0/8 1;", "::1/128 1;", "10.9.0.5 1;", "192.168.0.0/16 1;"]
