@@ -337,8 +337,10 @@ def converge(client, selectors: list[str], state: str | None = None, weight=None
     late = [key for key, seconds in drained.items() if seconds is None and key not in forced]
     if late and on_timeout != "report":
         details = ", ".join("%s (%d sessions, %d queued)" % (key, after[key].sessions, after[key].queued) for key in late)
-        raise DrainTimeout("drain timed out after %ss: %s still busy; they stay in %s (use on_timeout=force "
-                           "to cut their sessions)" % (drain_timeout, details, state), result)
+        # Worded for a rollout too, whose cleanup puts these servers back in rotation: their state is in the
+        # result, and each caller names its own knob for forcing (on_timeout here, *_on_drain_timeout above).
+        raise DrainTimeout("drain timed out after %ss: %s still busy (a forced drain would cut their sessions)"
+                           % (drain_timeout, details), result)
     return result
 
 

@@ -70,6 +70,7 @@ def test_a_drain_that_times_out_stops_the_run_and_puts_the_batch_back(refused_dr
     out = drain.run.said
     assert drain.run.rc != 0, out[-3000:]
     assert "drain timed out after 4" in out and "still busy" in out, out[-3000:]
+    assert "stay in drain" not in out, out[-3000:]  # the cleanup put them back: the line must not say otherwise
     assert drain.servers == {lb: {app: "UP/100" for app in APPS} for lb in LBS}, drain.servers
     assert set(drain.versions.values()) == {"1.0.0"}, drain.versions
     assert not drain.locked
