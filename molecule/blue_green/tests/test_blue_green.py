@@ -254,15 +254,21 @@ def test_a_watch_that_saw_no_request_flips_back(service, rollback, host_for):
 
 
 def test_old_pool_stopped_after_the_window_then_rollback_is_refused(service, rollback, host_for):
-    """blue_green_stop_idle_after stops the old pool once the rollout succeeded; a rollback to a pool that is
+    """blue_green_stop_idle_after stops the old pool once the rollout succeeded, closing a preview route kept
+    open to it first (a preview request then gets the live release, not a 503); a rollback to a pool that is
     down is then refused and changes nothing."""
     failure_case(service, only="haproxy-pools")
     run = run_under_traffic(service, "blue_green", dict(STRICT_GATE, **FAST, rollout_version="2.0.0",
-                                                        blue_green_stop_idle_after=0))
+                                                        blue_green_stop_idle_after=0, blue_green_keep_preview=True))
     assert run.rc == 0, run.output[-3000:]
     assert not run.failed, run.failed[:5]
     assert last_event(host_for, service, "rollout")["outcome"] == "succeeded"
     assert_lbs_agree(host_for, service, "green")
+    for lb in LBS:
+        assert lb_state(host_for, service, lb).get("preview") is False, lb
+        answers = [http(host_for(lb), "http://127.0.0.1:%d/" % service.port, {"X-Rollout-Preview": "1"})
+                   for _n in range(6)]
+        assert {(status, headers.get("x-app-version")) for status, headers, _body in answers} == {(200, "2.0.0")}, lb
     stopped = units(service, "blue")
     try:
         for host, unit in stopped:
