@@ -160,7 +160,7 @@ def test_a_flip_interrupted_between_the_lbs_is_routed_back_before_the_idle_pool_
     run = run_under_traffic(service, "blue_green", dict(STRICT_GATE, **FAST, rollout_version="2.0.0"))
     print("%s after an interrupted flip: %s" % (service.id, run.summary()))
     assert run.rc == 0, run.output[-4000:]
-    assert "%s does not route %s to blue, the pool every state file names" % (strayed, service.name) \
+    assert "%s routes %s otherwise than to blue with the preview route closed" % (strayed, service.name) \
         in " ".join(run.output.split()), run.output[-4000:]
     # Green restarted with 2.0.0 only once no LB sent users to it: not one request failed.
     assert not run.failed, run.failed[:5]
