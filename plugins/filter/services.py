@@ -224,9 +224,19 @@ def preview_pool(service: dict, active: str) -> str:
     return active
 
 
+def haproxy_route_entries(service: dict, route: str, preview: bool = False) -> dict:
+    """A service's HAProxy pool map: ``active`` names the backend of ``route`` (a pool, or ``maintenance``);
+    ``preview`` names the preview pool's backend when the preview route is open, else the same as ``active``
+    (closed, a preview request gets what every user gets). One rule for the map the LB role creates and the
+    one a route step writes."""
+    backend = "be_%s_%%s" % service["name"]
+    return {"active": backend % route, "preview": backend % (preview_pool(service, route) if preview else route)}
+
+
 class FilterModule:
     def filters(self):
         return {
+            "haproxy_route_entries": haproxy_route_entries,
             "service_problems": service_problems,
             "pool_servers": pool_servers,
             "service_members": service_members,

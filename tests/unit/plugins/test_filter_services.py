@@ -8,7 +8,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fleet.rollout.plugins.filter.services import (
     host_ips,
-    active_pool, find_pool, pool_servers, preview_pool, service_members, service_problems)
+    active_pool, find_pool, haproxy_route_entries, pool_servers, preview_pool, service_members, service_problems)
 
 GROUPS = {"blue": ["app2", "app1"], "green": ["app3"], "empty": [], "all": ["app1", "app2", "app3"]}
 
@@ -93,6 +93,14 @@ def test_active_and_preview_pools():
     assert active_pool(shop()) == "blue" and active_pool(shop(active_pool="green")) == "green"
     assert preview_pool(shop(), "blue") == "green" and preview_pool(shop(), "green") == "blue"
     assert preview_pool(shop(pools=[{"name": "main", "group": "all", "port": 1}]), "main") == "main"
+
+
+def test_haproxy_route_entries_close_the_preview_onto_the_route_unless_asked():
+    assert haproxy_route_entries(shop(), "blue") == {"active": "be_shop_blue", "preview": "be_shop_blue"}
+    assert haproxy_route_entries(shop(), "blue", True) == {"active": "be_shop_blue", "preview": "be_shop_green"}
+    assert haproxy_route_entries(shop(), "green", True) == {"active": "be_shop_green", "preview": "be_shop_blue"}
+    # In maintenance the preview route reaches the first pool (a release can be tried before users return).
+    assert haproxy_route_entries(shop(), "maintenance", True) == {"active": "be_shop_maintenance", "preview": "be_shop_blue"}
 
 
 SLOTS = shop(pools=[{"name": "blue", "group": "all", "port": 8081, "slot": "blue"},
