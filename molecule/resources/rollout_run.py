@@ -122,6 +122,7 @@ class Run:
     records: list[dict] = field(default_factory=list)
     samples: dict[str, list[dict]] = field(default_factory=dict)
     during: object = None
+    after: object = None
 
     @property
     def failed(self) -> list[dict]:
@@ -220,12 +221,15 @@ def docker(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: float = 60.0,
                       slow_share: int = 1, slow_s: float = 2.0, tail_s: float = 2.0, during=None,
-                      during_after_s: float = 15.0,
+                      during_after_s: float = 15.0, after=None,
                       probe_args: tuple = (), report: bool = False) -> Run:
     """Run ``fleet.rollout.<strategy>`` (or the playbook file ``strategy``) for ``service`` while the probe sends ``rate`` requests/s through
     both LBs (1 in 20 of them a ``slow_s`` request, when ``slow_share`` is 1) and the LBs are sampled; the probe
     keeps going ``tail_s`` seconds after the run, to see what is served afterwards. ``during`` (a
-    callable) runs ``during_after_s`` seconds into the run; what it returns is ``Run.during``.
+    callable) runs ``during_after_s`` seconds into the run; what it returns is ``Run.during``. ``after`` (a
+    callable) runs once the playbook has ended, before the tail: to read what the run left before anything
+    changes it, and to end a fault (an LB paused) before the probe and samplers are stopped; what it returns
+    is ``Run.after``.
     ``probe_args`` go to the probe as they are (simulated users, for example). The run's own report
     (rollout_report_dir) is written only with ``report`` or a ``rollout_report_dir`` in ``extra_vars``: a
     report never changes how a rollout ends (one that cannot be made is said, not failed), and skipping it
@@ -268,6 +272,7 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
         ended = time.time()
         if side_thread is not None:
             side_thread.join(600)
+        side["after"] = after() if after is not None else None
         time.sleep(tail_s)
     finally:
         probe_stopped = time.time()
@@ -283,7 +288,8 @@ def run_under_traffic(service: Service, strategy: str, extra_vars: dict, rate: f
     records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     samples = {lb: [json.loads(line) for line in raw.splitlines() if line.startswith("{")] for lb, raw in sampled.items()}
     run = Run(rc=result.returncode, output=result.stdout + result.stderr, seconds=ended - started,
-              started=started, ended=ended, records=records, samples=samples, during=side.get("result"))
+              started=started, ended=ended, records=records, samples=samples, during=side.get("result"),
+              after=side.get("after"))
     print("%s %s %s: %s" % (strategy, service.lb, json.dumps(extra_vars, sort_keys=True), run.summary()))
     # The probe's own health, before any test reads its records. Its first request is due once docker
     # exec has started it: the first record's start, or (none at all) when it was launched.

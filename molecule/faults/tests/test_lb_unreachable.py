@@ -1,4 +1,5 @@
-"""Fault: an LB that stops answering in the middle of a ramped rollout (its container paused in batch 1).
+"""Fault: an LB that stops answering in the middle of a ramped rollout (its container paused in batch 1),
+under the probe's traffic through both LBs.
 
 The run must stop with a line naming that LB, put every host it took out back into rotation on the LB
 that still answers, record the run there and give its lock back there; once the LB answers again, a
@@ -6,15 +7,14 @@ plain rerun (no rollout_lock_force) takes over the lock the dead run left on it 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from dataclasses import dataclass
 
 import pytest
 
-from labtest import PROJECT, LAB_INVENTORY, haproxy_servers, lab_hosts, load_json
-from rollout_run import LAB_SERVICES, docker, env, playbook, reset_app
+from labtest import haproxy_servers, lab_hosts, load_json
+from rollout_run import LAB_SERVICES, Run, docker, playbook, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
@@ -28,7 +28,7 @@ RUN = dict(WEB.extra_vars, rollout_version="2.0.0", ramped_batches=1, ramped_max
 
 @dataclass
 class Fault:
-    stopped: subprocess.CompletedProcess
+    stopped: Run
     paused_at: float
     lb1_servers: dict
     lb1_lock: bool
@@ -41,29 +41,34 @@ class Fault:
 def fault(host_for):
     reset_app("1.0.0")
     lb1, lb2 = LBS
-    command = ["ansible-playbook", "fleet.rollout.ramped", "-i", LAB_INVENTORY, "-e", json.dumps(RUN),
-               "-e", "@molecule/resources/strategy.vars.yml"]
-    run = subprocess.Popen(command, cwd=PROJECT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    paused_at = 0.0
-    try:
-        deadline = time.time() + 120
+
+    def pause_lb2_in_batch_1():
         # Batch 1 has begun once lb1 drains a server.
-        while time.time() < deadline and run.poll() is None:
+        deadline = time.time() + 120
+        while time.time() < deadline:
             if any(not state.startswith("UP") for state in haproxy_servers(lb1).values()):
+                pausing = time.time()  # lb2 freezes between this and the command's return
                 docker("pause", lb2)
-                paused_at = time.time()
-                break
+                return pausing
             time.sleep(0.2)
-        output = run.communicate(timeout=600)[0]
-        stopped = subprocess.CompletedProcess(command, run.returncode, output, "")
-        lb1_servers = haproxy_servers(lb1)
-        lb1_lock = host_for(lb1).file("/var/lib/fleet-rollout/web/lock.json").exists
-        lb1_last = load_json(host_for(lb1), "/var/lib/fleet-rollout/web/state.json")["history"][-1]
+        return 0.0
+
+    def left_on_lb1_then_unpause_lb2():
+        # What the stopped run left on the LB that answers, read before the rerun and before lb2 is back.
+        try:
+            return (haproxy_servers(lb1), host_for(lb1).file("/var/lib/fleet-rollout/web/lock.json").exists,
+                    load_json(host_for(lb1), "/var/lib/fleet-rollout/web/state.json")["history"][-1])
+        finally:
+            docker("unpause", lb2)
+
+    try:
+        stopped = run_under_traffic(WEB, "ramped", RUN, during=pause_lb2_in_batch_1, during_after_s=0,
+                                    after=left_on_lb1_then_unpause_lb2, report=True)
     finally:
         docker("unpause", lb2)
     rerun = playbook("fleet.rollout.ramped", RUN, "-e", "@molecule/resources/strategy.vars.yml")
     after = {lb: haproxy_servers(lb) for lb in LBS}
-    return Fault(stopped, paused_at, lb1_servers, lb1_lock, lb1_last, rerun, after)
+    return Fault(stopped, stopped.during or 0.0, *stopped.after, rerun, after)
 
 
 def failure_line(output: str) -> str:
@@ -73,14 +78,30 @@ def failure_line(output: str) -> str:
 
 
 def test_the_run_stops_naming_the_lb_it_cannot_reach(fault):
-    assert fault.paused_at, "batch 1 never began: " + fault.stopped.stdout[-3000:]
-    assert fault.stopped.returncode != 0, fault.stopped.stdout[-3000:]
-    line = failure_line(fault.stopped.stdout)
+    assert fault.paused_at, "batch 1 never began: " + fault.stopped.output[-3000:]
+    assert fault.stopped.rc != 0, fault.stopped.output[-3000:]
+    line = failure_line(fault.stopped.output)
     # The step that met the paused LB, and the cleanup, both name it.
     assert "could not reach LB %s while draining" % LBS[1] in line or \
         "could not reach LB %s while putting" % LBS[1] in line, line
     assert "Could not reach %s" % LBS[1] in line and "%s cleaned up" % LBS[0] in line, line
     assert "deserialization" not in line, line
+
+
+def test_users_of_the_lb_that_answers_lost_no_request(fault):
+    """Allowance: the requests sent to the paused LB (they wait on it, and may time out); through the LB
+    that answers, not one fails while the run stops and cleans up."""
+    through = {lb: [r for r in fault.stopped.records if "//%s:" % lb in r["target"]] for lb in LBS}
+    print("LB paused mid-batch: %s; through %s %d requests, %d failed; through %s (paused) %d, %d failed" % (
+        fault.stopped.summary(), LBS[0], len(through[LBS[0]]), sum(r in fault.stopped.failed for r in through[LBS[0]]),
+        LBS[1], len(through[LBS[1]]), sum(r in fault.stopped.failed for r in through[LBS[1]])))
+    assert len(through[LBS[0]]) > 0 and len(through[LBS[0]]) + len(through[LBS[1]]) == len(fault.stopped.records)
+    assert not [r for r in fault.stopped.failed if r in through[LBS[0]]], fault.stopped.failed[:5]
+    # The failures there are: requests to the paused LB, in flight on it when it froze (a slow one takes 2 s)
+    # or sent while it was frozen.
+    early = [r for r in fault.stopped.failed
+             if r["t"] + (2.0 if r["path"].startswith("/slow") else 0.0) + 0.5 < fault.paused_at]
+    assert not early, (fault.paused_at, early[:5])
 
 
 def test_the_lb_that_answers_has_every_host_back_in_rotation_and_no_lock(fault):
