@@ -9,6 +9,7 @@ from rollout_run import Service, playbook
 
 LBS = lab_hosts("lb")
 CLIENT = lab_hosts("client")[0]
+BLUE = lab_hosts("blue")
 PREVIEW = {"X-Rollout-Preview": "1"}
 
 
@@ -40,6 +41,15 @@ def check_preview_case(service: Service, host_for) -> None:
         assert recorded(service, host_for) == {lb: True for lb in LBS}
         run(service, "molecule/resources/lb_role.yml")
         assert previewed(service, host_for) == opened, "a re-run of the LB role closed the preview route"
+        # A step that is not a route step (a canary's weights): nginx rewrites the routing and closes the
+        # preview route, HAProxy leaves its map alone; either way a re-run of the LB role keeps what it left,
+        # though only route steps record the preview in the rollout state.
+        run(service, "molecule/resources/lb_route.yml", lb_step="servers_weigh", lb_route="blue",
+            lb_weights={BLUE[0]: 100})
+        left = previewed(service, host_for)
+        assert left == (closed if service.lb == "nginx" else opened), left
+        run(service, "molecule/resources/lb_role.yml")
+        assert previewed(service, host_for) == left, "a re-run of the LB role changed the preview route"
     finally:
         run(service, "molecule/resources/lb_route.yml", lb_route="blue")
     assert previewed(service, host_for) == closed

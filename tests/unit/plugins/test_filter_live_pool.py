@@ -1,5 +1,5 @@
-"""live_pool / live_pools: the pool an LB's own routing sends users to, read from what the collection
-writes (HAProxy's pool map, nginx's routing file rendered by nginx_routing and nginx_upstream)."""
+"""live_pool / live_pools / live_previews: the pool an LB's own routing sends users to, and whether its
+preview route is open, read from what the collection writes (HAProxy's pool map, nginx's routing file rendered by nginx_routing and nginx_upstream)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import base64
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fleet.rollout.plugins.filter.live_pool import live_pool, live_pools
+from ansible_collections.fleet.rollout.plugins.filter.live_pool import live_pool, live_pools, live_previews
 from ansible_collections.fleet.rollout.plugins.filter.nginx_routing import nginx_routing
 from ansible_collections.fleet.rollout.plugins.module_utils import _haproxy_map, _nginx_upstream
 
@@ -81,3 +81,30 @@ def test_live_pools_refuses_results_without_their_service():
         live_pools([{"item": "shop", "content": ""}], "nginx")
     with pytest.raises(AnsibleFilterError, match="expected the results of a slurp loop"):
         live_pools({"results": []}, "nginx")
+
+
+@pytest.mark.parametrize("preview", [False, True])
+@pytest.mark.parametrize("active", ["blue", "green", "maintenance"])
+def test_live_previews_read_the_routing_each_lb_writes(active, preview):
+    """As the routing steps write it (HAProxy's map entries from haproxy_route_entries, nginx's routing), in a
+    plain route, a sticky canary and an A/B test."""
+    from ansible_collections.fleet.rollout.plugins.filter.services import haproxy_route_entries
+    entries = haproxy_route_entries(SERVICE, active, preview)
+    haproxy = _haproxy_map.render(list(entries.items()) + [("sticky.canary", "be_shop-eu_green_canary")])
+    split = [{"variant": "blue", "percent": 50}, {"variant": "green", "percent": 50}]
+    nginx = [nginx_text(active, preview=preview)]
+    if active != "maintenance":  # a split needs a pool to split
+        nginx += [nginx_text(active, sticky={"canary": GROUPS[active][:1], "share": 20, "token": "t1"}, preview=preview),
+                  nginx_text(active, ab={"token": "exp1", "split": split}, preview=preview)]
+    assert live_previews([slurped("shop-eu", haproxy), slurped("web", None)], "haproxy") == {"shop-eu": preview}
+    for text in nginx:
+        assert live_previews([slurped("shop-eu", text)], "nginx") == {"shop-eu": preview}
+    # Another service's routing says nothing about this one's preview.
+    assert live_previews([slurped("shop", nginx[0])], "nginx") == {"shop": False}
+
+
+def test_live_previews_refuse_an_unknown_lb_and_results_without_their_service():
+    with pytest.raises(AnsibleFilterError, match="lb must be haproxy or nginx"):
+        live_previews([], "traefik")
+    with pytest.raises(AnsibleFilterError, match="live_previews: each result needs its service as the item"):
+        live_previews([{"item": "shop", "content": ""}], "nginx")
