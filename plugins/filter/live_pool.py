@@ -15,7 +15,6 @@ from ansible_collections.fleet.rollout.plugins.filter.nginx_routing import MAINT
 from ansible_collections.fleet.rollout.plugins.module_utils._haproxy_map import parse_file
 
 _NGINX_MAP = re.compile(r"^\s*map\s+\S+\s+(\$\S+)\s*\{\s*$")
-_NGINX_DEFAULT = re.compile(r"^\s*default\s+(\S+?)\s*;\s*$")
 _NGINX_ENTRY = re.compile(r"^\s*(\S+)\s+(\S+?)\s*;\s*$")
 
 
@@ -26,10 +25,9 @@ def _haproxy(text: str, service: str) -> str | None:
     return backend[len(prefix):] if backend.startswith(prefix) and len(backend) > len(prefix) else None
 
 
-def _nginx(text: str, service: str) -> str | None:
-    """The default of the service's pool variable: its active pool's upstream, or ``maintenance``."""
+def _nginx_pool_map(text: str, service: str):
+    """(key, value) of each line of the service's pool variable map, unquoted, ``default`` with the rest."""
     variable, inside = pool_variable(service), False
-    prefix = upstream_name(service, "")
     for line in text.splitlines():
         if not inside:
             match = _NGINX_MAP.match(line)
@@ -38,9 +36,16 @@ def _nginx(text: str, service: str) -> str | None:
         if line.strip() == "}":
             inside = False
             continue
-        match = _NGINX_DEFAULT.match(line)
+        match = _NGINX_ENTRY.match(line)
         if match:
-            value = match.group(1).strip("\"'")
+            yield match.group(1).strip("\"'"), match.group(2).strip("\"'")
+
+
+def _nginx(text: str, service: str) -> str | None:
+    """The default of the service's pool variable: its active pool's upstream, or ``maintenance``."""
+    prefix = upstream_name(service, "")
+    for key, value in _nginx_pool_map(text, service):
+        if key == "default":
             if value == MAINTENANCE:
                 return value
             return value[len(prefix):] if value.startswith(prefix) and len(value) > len(prefix) else None
@@ -56,21 +61,7 @@ def _haproxy_preview(text: str) -> bool:
 def _nginx_preview(text: str, service: str) -> bool:
     """Open when the service's pool variable has an entry for the preview header (key ``11``, or ``~^11:``
     with a split): nginx_routing writes one only while the preview route is open."""
-    variable, inside = pool_variable(service), False
-    for line in text.splitlines():
-        if not inside:
-            match = _NGINX_MAP.match(line)
-            inside = bool(match) and match.group(1) == variable
-            continue
-        if line.strip() == "}":
-            inside = False
-            continue
-        match = _NGINX_ENTRY.match(line)
-        if match and match.group(1) != "default":
-            key = match.group(1).strip("\"'")
-            if key == "11" or key.startswith("~^11:"):
-                return True
-    return False
+    return any(key == "11" or key.startswith("~^11:") for key, _value in _nginx_pool_map(text, service))
 
 
 def live_pool(text, service: str, lb: str) -> str | None:
