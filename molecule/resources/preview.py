@@ -43,7 +43,8 @@ def check_preview_case(service: Service, host_for) -> None:
         assert previewed(service, host_for) == opened, "a re-run of the LB role closed the preview route"
         # A step that is not a route step (a canary's weights): nginx rewrites the routing and closes the
         # preview route, HAProxy leaves its map alone; either way a re-run of the LB role keeps what it left,
-        # though only route steps record the preview in the rollout state.
+        # though only route steps record the preview in the rollout state. (What tells the fix on nginx,
+        # whose role renders the routing again; HAProxy's role never rewrites an existing map.)
         run(service, "molecule/resources/lb_route.yml", lb_step="servers_weigh", lb_route="blue",
             lb_weights={BLUE[0]: 100})
         left = previewed(service, host_for)
