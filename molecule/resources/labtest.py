@@ -102,6 +102,39 @@ def rollout_locks(service: str = "web") -> dict[str, bool]:
             for lb in lab_hosts("lb")}
 
 
+def lb_views(service: str = "web", lb: str = "haproxy") -> dict[str, dict]:
+    """Per LB host, what every LB must agree on once a run has ended, and whether it left a lock.
+
+    The rollout state without its history, the last history event by run and outcome, and the routing
+    users get: HAProxy's server states (status/weight) and its map; nginx's routing file.
+    """
+    views = {}
+    for host in lab_hosts("lb"):
+        state = json.loads(subprocess.run(["docker", "exec", host, "cat", "/var/lib/fleet-rollout/%s/state.json" % service],
+                                          capture_output=True, text=True, check=True).stdout)
+        last = (state.pop("history", None) or [{}])[-1]
+        view = {"state": state, "last": {key: last.get(key) for key in ("run", "event", "outcome", "version")}}
+        if lb == "haproxy":
+            view["servers"] = haproxy_servers(host, "be_%s_main" % service)
+            view["routing"] = subprocess.run(["docker", "exec", host, "cat", "/etc/haproxy/maps/%s.map" % service],
+                                             capture_output=True, text=True, check=True).stdout
+        else:
+            view["routing"] = subprocess.run(["docker", "exec", host, "cat", "/etc/nginx/fleet/%s.routing.conf" % service],
+                                             capture_output=True, text=True, check=True).stdout
+        view["lock"] = subprocess.run(["docker", "exec", host, "test", "-e", "/var/lib/fleet-rollout/%s/lock.json" % service],
+                                      check=False).returncode == 0
+        views[host] = view
+    return views
+
+
+def assert_lbs_agree_unlocked(views: dict[str, dict]) -> None:
+    """No LB holds a lock, and every LB has the same state, last event and routing (``lb_views``)."""
+    assert not [host for host, view in views.items() if view["lock"]], "a lock is left: %s" % views
+    first = next(iter(views.values()))
+    differ = [host for host, view in views.items() if view != first]
+    assert not differ, "the LBs disagree: %s" % views
+
+
 def wait_for(predicate, timeout: float = 60.0, what: str = "") -> None:
     """Poll ``predicate`` every 0.3 s until it holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.time() + timeout

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from labtest import haproxy_cli, http, lab_hosts, load_json
+from labtest import haproxy_cli, http, lab_hosts, load_json, rollout_locks
 from rollout_run import STRICT_GATE, Run, Service, docker, playbook, refused_at_once, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -166,6 +166,7 @@ def test_a_flip_interrupted_between_the_lbs_is_routed_back_before_the_idle_pool_
     assert not run.failed, run.failed[:5]
     assert last_event(host_for, service, "rollout")["outcome"] == "succeeded"
     assert_lbs_agree(host_for, service, "green")
+    assert rollout_locks(service.name) == {lb: False for lb in LBS}
     back = playbook("fleet.rollout.rollback", service.extra_vars, "-e", "@molecule/resources/%s" % service.vars_file)
     assert back.returncode == 0, back.stdout[-3000:]
     assert_lbs_agree(host_for, service, "blue")

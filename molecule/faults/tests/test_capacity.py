@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import HAPROXY_CLI, haproxy_servers as servers, haproxy_stat as stat, lab_hosts, live_version, wait_for
+from labtest import (HAPROXY_CLI, assert_lbs_agree_unlocked, haproxy_servers as servers, haproxy_stat as stat, lab_hosts,
+                     lb_views, live_version, wait_for)
 from rollout_run import LAB_SERVICES, Run, docker, playbook, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -38,6 +39,7 @@ class Capacity:
     servers_after: dict
     versions_after: dict
     refused: object
+    views: dict
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +55,12 @@ def capacity():
         run = run_under_traffic(WEB, "ramped", {"rollout_version": "2.0.0", "ramped_batches": 1}, report=True)
         after = {lb: servers(lb) for lb in LBS}
         versions = {app: live_version(app) for app in APPS}
+        views = lb_views()
     finally:
         for lb in LBS:
             runtime(lb, "set server be_web_main/%s state ready" % HELD)
         docker("exec", DOWN, "systemctl", "start", "sample-app")
-    return Capacity(run, after, versions, refused)
+    return Capacity(run, after, versions, refused, views)
 
 
 def test_no_room_beside_a_held_host_is_refused_before_any_change(capacity):
@@ -76,6 +79,7 @@ def test_the_held_host_stays_in_maint_and_is_not_updated(capacity):
     out = " ".join(run.output.split())
     assert "held in MAINT by an operator (not updated, left in MAINT): %s" % HELD in out, out[-3000:]
     assert "1 held in MAINT by an operator (not updated: %s)" % HELD in out, out[-3000:]
+    assert_lbs_agree_unlocked(capacity.views)
 
 
 def test_the_down_host_is_updated_first_and_every_other_host_is_back_up(capacity):
@@ -107,6 +111,8 @@ class Lost:
     rerun: object
     servers_after: dict
     versions_after: dict
+    locks_during: dict
+    views_after: dict
 
 
 @pytest.fixture(scope="module")
@@ -127,13 +133,15 @@ def lost(capacity):  # after the capacity runs (they share the fleet)
                                                 "ramped_host_timeout": 5, "release_health_timeout": 10},
                                 during=pause_once_drained, during_after_s=0, report=True)
         during = {lb: servers(lb) for lb in LBS}
+        locks_during = {lb: view["lock"] for lb, view in lb_views().items()}
         last = json.loads(docker("exec", LBS[0], "cat", STATE_FILE).stdout)["history"][-1]
     finally:
         docker("unpause", LOST)
     rerun = playbook("fleet.rollout.ramped", dict(WEB.extra_vars, rollout_version="2.0.0"),
                      "-e", "@molecule/resources/strategy.vars.yml")
     after = {lb: servers(lb) for lb in LBS}
-    return Lost(run, run.during or 0.0, during, last, rerun, after, {app: live_version(app) for app in APPS})
+    return Lost(run, run.during or 0.0, during, last, rerun, after, {app: live_version(app) for app in APPS}, locks_during,
+                lb_views())
 
 
 def test_a_host_that_stops_answering_counts_against_the_budget_and_the_rollout_goes_on(lost):
@@ -143,6 +151,7 @@ def test_a_host_that_stops_answering_counts_against_the_budget_and_the_rollout_g
     assert "1 failed (budget 1)" in out and "%s, which stopped answering and stay out of rotation" % LOST in out, out[-3000:]
     assert lost.last["outcome"] == "succeeded" and lost.last["failed"] == [LOST], lost.last
     assert "stopped answering" in lost.last["hosts"][LOST]["reason"], lost.last["hosts"][LOST]
+    assert lost.locks_during == {lb: False for lb in LBS}, lost.locks_during
 
 
 def test_the_host_that_stopped_answering_stays_out_of_rotation_and_the_others_are_up(lost):
@@ -163,3 +172,4 @@ def test_a_rerun_once_it_answers_finishes_it(lost):
     assert set(lost.versions_after.values()) == {"2.0.0"}, lost.versions_after
     for lb in LBS:
         assert set(lost.servers_after[lb].values()) == {"UP/100"}, lost.servers_after
+    assert_lbs_agree_unlocked(lost.views_after)

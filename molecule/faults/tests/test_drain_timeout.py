@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import haproxy_servers, lab_hosts, live_version, rollout_locks
+from labtest import assert_lbs_agree_unlocked, haproxy_servers, lab_hosts, live_version, lb_views
 from rollout_run import LAB_SERVICES, Run, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -39,7 +39,7 @@ class Drain:
     codes: list
     servers: dict
     versions: dict
-    locked: bool
+    views: dict
 
 
 def drain_case(on_timeout: str) -> Drain:
@@ -49,7 +49,7 @@ def drain_case(on_timeout: str) -> Drain:
     finally:
         out = long.communicate(timeout=90)[0]
     return Drain(run, out.split(), {lb: haproxy_servers(lb) for lb in LBS}, {app: live_version(app) for app in APPS},
-                 any(rollout_locks().values()))
+                 lb_views())
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +71,10 @@ def test_a_drain_that_times_out_stops_the_run_and_puts_the_batch_back(refused_dr
     assert drain.run.rc != 0, out[-3000:]
     assert "drain timed out after 4" in out and "still busy" in out, out[-3000:]
     assert "stay in drain" not in out, out[-3000:]  # the cleanup put them back: the line must not say otherwise
+    assert any("be_web_main/%s (" % app in out for app in APPS), out[-3000:]  # names the server still busy
     assert drain.servers == {lb: {app: "UP/100" for app in APPS} for lb in LBS}, drain.servers
     assert set(drain.versions.values()) == {"1.0.0"}, drain.versions
-    assert not drain.locked
+    assert_lbs_agree_unlocked(drain.views)
     # Nothing was cut: every long request finished, and no user request failed.
     assert drain.codes == ["200"] * LONG, drain.codes
     assert len(drain.run.records) > 0 and not drain.run.failed, drain.run.summary()
@@ -85,6 +86,6 @@ def test_a_forced_drain_cuts_only_the_long_requests_and_the_rollout_finishes(for
     assert drain.run.rc == 0, drain.run.output[-3000:]
     assert set(drain.versions.values()) == {"2.0.0"}, drain.versions
     assert drain.servers == {lb: {app: "UP/100" for app in APPS} for lb in LBS}, drain.servers
-    assert not drain.locked
+    assert_lbs_agree_unlocked(drain.views)
     assert len(drain.codes) == LONG and drain.codes.count("200") < LONG, drain.codes
     assert len(drain.run.records) > 0 and not drain.run.failed, drain.run.summary()

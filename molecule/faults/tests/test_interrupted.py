@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import LAB_INVENTORY, haproxy_servers, haproxy_stat, lab_hosts, live_version, load_json, rollout_locks
+from labtest import (LAB_INVENTORY, assert_lbs_agree_unlocked, haproxy_servers, haproxy_stat, lab_hosts, lb_views,
+                     live_version, load_json, rollout_locks)
 from rollout_run import LAB_SERVICES, Run, docker, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -65,6 +66,7 @@ class Interrupted:
     after: dict
     locks_after: dict
     versions_after: dict
+    views_after: dict
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,7 @@ def interrupted():
     # The rerun's batch size is its own (two hosts at a time: what it proves does not depend on it).
     rerun = run_under_traffic(WEB, "ramped", dict(RUN, ramped_batches=2), report=True)
     return Interrupted(run, host, left, held, rerun, {lb: haproxy_servers(lb) for lb in LBS}, rollout_locks(),
-                       {app: live_version(app) for app in APPS})
+                       {app: live_version(app) for app in APPS}, lb_views())
 
 
 def test_the_interrupted_run_stops_and_users_lose_nothing(interrupted):
@@ -112,6 +114,7 @@ def test_a_rerun_takes_the_lock_over_and_leaves_nothing_drained_or_locked(interr
     assert set(interrupted.versions_after.values()) == {"2.0.0"}, interrupted.versions_after
     last = load_json(host_for(LBS[0]), "/var/lib/fleet-rollout/web/state.json")["history"][-1]
     assert last["outcome"] == "succeeded", last
+    assert_lbs_agree_unlocked(interrupted.views_after)
 
 
 def test_a_missing_state_file_is_rewritten_and_the_rollout_finishes(interrupted):

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import haproxy_servers, lab_hosts, live_version, rollout_locks, rollout_snapshot, without_volatile
+from labtest import (assert_lbs_agree_unlocked, haproxy_servers, lab_hosts, lb_views, live_version, rollout_locks,
+                     rollout_snapshot, without_volatile)
 from rollout_run import LAB_SERVICES, Run, docker, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -36,7 +37,9 @@ class Rejected:
     routing_before: str
     routing_after: dict
     versions: dict
+    locks: dict
     rerun: Run
+    views_after: dict
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +51,11 @@ def rejected():
         run = run_under_traffic(STORE, "ramped", RUN, report=True)
         after = {lb: routing(lb) for lb in LBS}
         versions = {app: live_version(app) for app in APPS}
+        locks = rollout_locks(STORE.name)
     finally:
         docker("exec", LBS[0], "rm", "-f", BROKEN)
     rerun = run_under_traffic(STORE, "ramped", dict(RUN, ramped_batches=2), report=True)
-    return Rejected(run, before, after, versions, rerun)
+    return Rejected(run, before, after, versions, locks, rerun, lb_views(STORE.name, "nginx"))
 
 
 def test_a_config_nginx_rejects_stops_the_run_naming_the_lb_and_users_lose_nothing(rejected):
@@ -69,6 +73,7 @@ def test_the_rejected_lb_keeps_its_routing_and_the_other_has_every_host_back(rej
     for lb in LBS:
         assert " down" not in rejected.routing_after[lb], rejected.routing_after[lb]
     assert set(rejected.versions.values()) == {"1.0.0"}, rejected.versions
+    assert rejected.locks == {lb: False for lb in LBS}, rejected.locks
 
 
 def test_once_the_file_is_gone_a_rerun_finishes(rejected):
@@ -77,6 +82,7 @@ def test_once_the_file_is_gone_a_rerun_finishes(rejected):
     assert rerun.rc == 0, rerun.output[-3000:]
     assert len(rerun.records) > 0 and not rerun.failed, rerun.summary()
     assert {app: live_version(app) for app in APPS} == {app: "2.0.0" for app in APPS}
+    assert_lbs_agree_unlocked(rejected.views_after)
 
 
 @dataclass
@@ -86,6 +92,7 @@ class CorruptLock:
     after: dict
     forced: Run
     locks_after: dict
+    views_after: dict
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +106,10 @@ def corrupt_lock(rejected, host_for):  # after the nginx case (they share the fl
         after = rollout_snapshot(host_for)
         forced = run_under_traffic(WEB, "ramped", dict(RUN, ramped_batches=2, rollout_lock_force=True), report=True)
         locks_after = rollout_locks()
+        views_after = lb_views()
     finally:
         docker("exec", LBS[0], "rm", "-f", LOCK)
-    return CorruptLock(run, before, after, forced, locks_after)
+    return CorruptLock(run, before, after, forced, locks_after, views_after)
 
 
 def test_a_corrupt_lock_is_refused_naming_the_file_before_any_change(corrupt_lock):
@@ -110,6 +118,8 @@ def test_a_corrupt_lock_is_refused_naming_the_file_before_any_change(corrupt_loc
     out = run.said
     assert run.rc != 0, out[-3000:]
     assert "(%s) is corrupt: expires is null, not a time" % LOCK in out and "rollout_lock_force=true" in out, out[-3000:]
+    assert "(refused by %s" % LBS[0] in out, out[-3000:]  # names the LB the file is on
+    assert "not releasing it" not in out, out[-3000:]  # the undo leaves alone a lock that is not this run's
     assert without_volatile(corrupt_lock.after) == without_volatile(corrupt_lock.before)
     assert len(run.records) > 0 and not run.failed, run.summary()
 
@@ -122,4 +132,5 @@ def test_rollout_lock_force_takes_a_corrupt_lock_over_and_finishes(corrupt_lock)
     assert "Took over the lock of (corrupt lock file: expires is null, not a time) on %s" % LBS[0] in out, out[-3000:]
     assert len(forced.records) > 0 and not forced.failed, forced.summary()
     assert corrupt_lock.locks_after == {lb: False for lb in LBS}
+    assert_lbs_agree_unlocked(corrupt_lock.views_after)
     assert {lb: haproxy_servers(lb) for lb in LBS} == {lb: {app: "UP/100" for app in APPS} for lb in LBS}

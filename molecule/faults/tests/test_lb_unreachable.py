@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import haproxy_servers, lab_hosts, load_json
+from labtest import assert_lbs_agree_unlocked, haproxy_servers, lab_hosts, lb_views, load_json
 from rollout_run import LAB_SERVICES, Run, docker, playbook, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -35,6 +35,7 @@ class Fault:
     lb1_last: dict
     rerun: subprocess.CompletedProcess
     servers_after: dict
+    views_after: dict
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def fault(host_for):
         docker("unpause", lb2)
     rerun = playbook("fleet.rollout.ramped", RUN, "-e", "@molecule/resources/strategy.vars.yml")
     after = {lb: haproxy_servers(lb) for lb in LBS}
-    return Fault(stopped, stopped.during or 0.0, *stopped.after, rerun, after)
+    return Fault(stopped, stopped.during or 0.0, *stopped.after, rerun, after, lb_views())
 
 
 def failure_line(output: str) -> str:
@@ -121,5 +122,6 @@ def test_a_rerun_without_force_takes_over_the_dead_runs_lock_and_completes(fault
     for lb in LBS:
         assert set(fault.servers_after[lb].values()) == {"UP/100"}, fault.servers_after
         assert not host_for(lb).file("/var/lib/fleet-rollout/web/lock.json").exists
+    assert_lbs_agree_unlocked(fault.views_after)
     for app in APPS:
         assert load_json(host_for(app), "/opt/sample-app/release-state.json")["slots"]["main"]["version"] == "2.0.0"
