@@ -102,27 +102,28 @@ def rollout_locks(service: str = "web") -> dict[str, bool]:
             for lb in lab_hosts("lb")}
 
 
+def _cat(host: str, path: str) -> str:
+    return subprocess.run(["docker", "exec", host, "cat", path], capture_output=True, text=True, check=True).stdout
+
+
 def lb_views(service: str = "web", lb: str = "haproxy") -> dict[str, dict]:
     """Per LB host, what every LB must agree on once a run has ended, and whether it left a lock.
 
     The rollout state without its history, the last history event by run and outcome, and the routing
     users get: HAProxy's server states (status/weight) and its map; nginx's routing file.
     """
+    locks = rollout_locks(service)
     views = {}
     for host in lab_hosts("lb"):
-        state = json.loads(subprocess.run(["docker", "exec", host, "cat", "/var/lib/fleet-rollout/%s/state.json" % service],
-                                          capture_output=True, text=True, check=True).stdout)
+        state = json.loads(_cat(host, "/var/lib/fleet-rollout/%s/state.json" % service))
         last = (state.pop("history", None) or [{}])[-1]
-        view = {"state": state, "last": {key: last.get(key) for key in ("run", "event", "outcome", "version")}}
+        view = {"state": state, "last": {key: last.get(key) for key in ("run", "event", "outcome", "version")},
+                "lock": locks[host]}
         if lb == "haproxy":
             view["servers"] = haproxy_servers(host, "be_%s_main" % service)
-            view["routing"] = subprocess.run(["docker", "exec", host, "cat", "/etc/haproxy/maps/%s.map" % service],
-                                             capture_output=True, text=True, check=True).stdout
+            view["routing"] = _cat(host, "/etc/haproxy/maps/%s.map" % service)
         else:
-            view["routing"] = subprocess.run(["docker", "exec", host, "cat", "/etc/nginx/fleet/%s.routing.conf" % service],
-                                             capture_output=True, text=True, check=True).stdout
-        view["lock"] = subprocess.run(["docker", "exec", host, "test", "-e", "/var/lib/fleet-rollout/%s/lock.json" % service],
-                                      check=False).returncode == 0
+            view["routing"] = _cat(host, "/etc/nginx/fleet/%s.routing.conf" % service)
         views[host] = view
     return views
 

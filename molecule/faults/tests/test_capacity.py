@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 
 from labtest import (HAPROXY_CLI, assert_lbs_agree_unlocked, haproxy_servers as servers, haproxy_stat as stat, lab_hosts,
-                     lb_views, live_version, wait_for)
+                     lb_views, live_version, rollout_locks, wait_for)
 from rollout_run import LAB_SERVICES, Run, docker, playbook, reset_app, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -133,7 +133,7 @@ def lost(capacity):  # after the capacity runs (they share the fleet)
                                                 "ramped_host_timeout": 5, "release_health_timeout": 10},
                                 during=pause_once_drained, during_after_s=0, report=True)
         during = {lb: servers(lb) for lb in LBS}
-        locks_during = {lb: view["lock"] for lb, view in lb_views().items()}
+        locks_during = rollout_locks()
         last = json.loads(docker("exec", LBS[0], "cat", STATE_FILE).stdout)["history"][-1]
     finally:
         docker("unpause", LOST)

@@ -91,7 +91,6 @@ class CorruptLock:
     before: dict
     after: dict
     forced: Run
-    locks_after: dict
     views_after: dict
 
 
@@ -105,11 +104,10 @@ def corrupt_lock(rejected, host_for):  # after the nginx case (they share the fl
         run = run_under_traffic(WEB, "ramped", RUN, report=True)
         after = rollout_snapshot(host_for)
         forced = run_under_traffic(WEB, "ramped", dict(RUN, ramped_batches=2, rollout_lock_force=True), report=True)
-        locks_after = rollout_locks()
         views_after = lb_views()
     finally:
         docker("exec", LBS[0], "rm", "-f", LOCK)
-    return CorruptLock(run, before, after, forced, locks_after, views_after)
+    return CorruptLock(run, before, after, forced, views_after)
 
 
 def test_a_corrupt_lock_is_refused_naming_the_file_before_any_change(corrupt_lock):
@@ -131,6 +129,5 @@ def test_rollout_lock_force_takes_a_corrupt_lock_over_and_finishes(corrupt_lock)
     assert forced.rc == 0, out[-3000:]
     assert "Took over the lock of (corrupt lock file: expires is null, not a time) on %s" % LBS[0] in out, out[-3000:]
     assert len(forced.records) > 0 and not forced.failed, forced.summary()
-    assert corrupt_lock.locks_after == {lb: False for lb in LBS}
-    assert_lbs_agree_unlocked(corrupt_lock.views_after)
+    assert_lbs_agree_unlocked(corrupt_lock.views_after)  # no lock left, every LB the same
     assert {lb: haproxy_servers(lb) for lb in LBS} == {lb: {app: "UP/100" for app in APPS} for lb in LBS}
