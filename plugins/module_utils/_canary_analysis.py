@@ -20,12 +20,18 @@ slow database).
   error rate is over the ceiling (one-sided binomial test): a canary failing every request fails
   at once.
 
+While the step's window runs, an interim look (``interim``) only asks whether the canary's errors
+already show its error rate over the ceiling, by a sequential test whose false-fail rate stays within
+1 - ``confidence`` however often it looks (``_sequential``): a bad canary is stopped seconds into its
+step, and a good one is judged in full at the window's end.
+
 A significant but small difference passes: with thousands of requests the tests find differences
 no user notices, so the tolerance says how much worse is too much.
 """
 
 from __future__ import annotations
 
+from ansible_collections.fleet.rollout.plugins.module_utils._sequential import always_valid_p
 from ansible_collections.fleet.rollout.plugins.module_utils._statistics import (
     binomial_sf, mann_whitney_u, percentile, two_proportion_z,
 )
@@ -97,11 +103,15 @@ def describe(side: dict) -> dict:
     }
 
 
-def judge(canary: dict, baseline: dict, criteria: dict | None = None) -> dict:
-    """The verdict on ``canary`` against ``baseline`` (each ``{requests, errors, latencies}``)."""
+def judge(canary: dict, baseline: dict, criteria: dict | None = None, interim: bool = False) -> dict:
+    """The verdict on ``canary`` against ``baseline`` (each ``{requests, errors, latencies}``); with
+    ``interim``, a look while the window still runs: fail when the sequential test shows the error
+    ceiling broken, else inconclusive (judged again later)."""
     c = check_criteria(criteria or {})
     canary, baseline = check_side("canary", canary), check_side("baseline", baseline)
     alpha = 1.0 - float(c["confidence"])
+    if interim:
+        return _interim(canary, baseline, c, alpha)
     failures, notes = [], []
     result = {"canary": describe(canary), "baseline": describe(baseline), "criteria": c}
 
@@ -157,6 +167,22 @@ def judge(canary: dict, baseline: dict, criteria: dict | None = None) -> dict:
     else:
         verdict = FAIL if failures else PASS
     result.update(verdict=verdict, reasons=failures + notes)
+    return result
+
+
+def _interim(canary: dict, baseline: dict, c: dict, alpha: float) -> dict:
+    ceiling = float(c["max_error_rate"])
+    p = always_valid_p(canary["errors"], canary["requests"], ceiling / 100.0)
+    result = {"canary": describe(canary), "baseline": describe(baseline), "criteria": c, "interim": True,
+              "errors": {"ceiling": ceiling, "sequential_p": p, "significant": p < alpha},
+              "latency": {"u": None, "p_value": None, "significant": False, "p50_shift": None, "allowed_shift": None}}
+    if p < alpha:
+        reasons = ["%d of %d canary requests failed while the step ran: its error rate is over the %.2f %% ceiling "
+                   "(sequential test, always-valid p=%.2g < %.2g)"
+                   % (canary["errors"], canary["requests"], ceiling, p, alpha)]
+        result.update(verdict=FAIL, reasons=reasons)
+    else:
+        result.update(verdict=INCONCLUSIVE, reasons=["the step's window still runs: judged in full at its end"])
     return result
 
 

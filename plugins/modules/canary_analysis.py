@@ -83,6 +83,15 @@ options:
     description: Canary requests needed to judge it; fewer give V(inconclusive) unless their errors prove the ceiling broken.
     type: int
     default: 50
+  interim:
+    description:
+      - A look while the window still runs. The verdict is then V(fail) when the canary's errors show its error rate
+        over O(max_error_rate), by a sequential test whose false-fail rate stays under 1 - O(confidence) however many
+        interim looks are taken (a mixture sequential probability ratio test); otherwise V(inconclusive), to be judged
+        in full at the window's end. Nothing else is judged at an interim look.
+      - With interim looks every few seconds a canary failing many of its requests is stopped seconds into its step.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - fleet.rollout.attributes.read_only
 seealso:
@@ -108,6 +117,13 @@ EXAMPLES = r"""
     baseline: {requests: 11000, errors: 20, latencies: "{{ stable_latencies }}"}
     confidence: 0.99
   register: analysis
+
+- name: Look while the window runs - fail now only when the errors already prove the ceiling broken
+  fleet.rollout.canary_analysis:
+    canary: "{{ lb_log.groups.canary }}"
+    baseline: "{{ lb_log.groups.baseline }}"
+    interim: true
+  register: look
 
 - name: Show the verdict
   ansible.builtin.debug:
@@ -148,6 +164,16 @@ errors:
   returned: always
   type: dict
   sample: {ceiling: 1.0, z: 9.1, p_value: 4.2e-20, significant: true, difference: 19.33}
+  contains:
+    sequential_p:
+      description: At an interim look, the sequential test's always-valid p-value (instead of C(z), C(p_value) and
+        C(difference)).
+      returned: when O(interim) is true
+      type: float
+interim:
+  description: Whether this was an interim look.
+  returned: when O(interim) is true
+  type: bool
 latency:
   description:
     - The latency comparison - C(u) (Mann-Whitney U of the canary), C(p_value), C(significant), C(p50_shift) and
@@ -184,12 +210,13 @@ def main():
             latency_tolerance_seconds=dict(type="float", default=0.005),
             max_latency_p99=dict(type="float"),
             min_samples=dict(type="int", default=50),
+            interim=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     p = module.params
     try:
-        result = judge(p["canary"], p["baseline"], {name: p[name] for name in CRITERIA})
+        result = judge(p["canary"], p["baseline"], {name: p[name] for name in CRITERIA}, interim=p["interim"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, summary=summary_line(result), **result)

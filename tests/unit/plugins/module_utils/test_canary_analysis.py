@@ -129,3 +129,26 @@ def test_bad_criteria_are_named(criteria, message):
 def test_bad_sides_are_named(canary, message):
     with pytest.raises(ValueError, match=message):
         ca.judge(canary, {"requests": 1})
+
+
+def test_an_interim_look_fails_only_errors_that_prove_the_ceiling_broken():
+    rng = random.Random(5)
+    # 4 of 12 canary requests failed (the lab's bad release at 5 %, a few seconds into its step).
+    bad = ca.judge({"requests": 12, "errors": 4, "latencies": [0.005] * 8}, side(rng, 240), interim=True)
+    assert bad["verdict"] == ca.FAIL and bad["interim"], bad
+    assert bad["errors"]["sequential_p"] < 0.02 and bad["errors"]["significant"]
+    assert "4 of 12 canary requests failed while the step ran" in bad["reasons"][0]
+    assert "sequential test, always-valid p=" in bad["reasons"][0]
+    # 1 of 12 does not prove a 1 % ceiling broken; a far slower canary is not judged before the window's end.
+    for canary in ({"requests": 12, "errors": 1, "latencies": [0.005] * 11},
+                   side(rng, 60, extra=0.3)):
+        result = ca.judge(canary, side(rng, 240), interim=True)
+        assert result["verdict"] == ca.INCONCLUSIVE, result
+        assert result["reasons"] == ["the step's window still runs: judged in full at its end"]
+    # The same slow canary at the window's end fails on its latency.
+    assert ca.judge(side(random.Random(9), 60, extra=0.3), side(random.Random(9), 240))["verdict"] == ca.FAIL
+
+
+def test_an_interim_look_keeps_the_criteria_checks():
+    with pytest.raises(ValueError, match="max_error_rate: expected a percentage"):
+        ca.judge({"requests": 1}, {"requests": 1}, {"max_error_rate": 120}, interim=True)
