@@ -220,8 +220,9 @@ def test_one_idle_host_failing_its_gate_stops_the_flip(service, rollback, host_f
 def test_bad_release_after_the_flip_is_flipped_back(service, rollback, host_for):
     """Without the smoke test 2.0.1-bad goes live; the watch after the flip sees its failures and flips back."""
     failure_case(service)
+    # Looks every 2 s while the 5 s watch runs: the first one already proves 30 % errors over the 5 % ceiling.
     run = run_under_traffic(service, "blue_green", dict(FAST, rollout_version="2.0.1-bad", blue_green_smoke_requests=0,
-                                                        blue_green_max_error_rate=5))
+                                                        blue_green_max_error_rate=5, blue_green_look_interval=2))
     event = last_event(host_for, service, "rollout")
     print("%s bad release live: %s; event %s" % (service.id, run.summary(), {k: event.get(k) for k in (
         "outcome", "flipped_at", "flipped_back_at", "verify")}))
@@ -236,6 +237,11 @@ def test_bad_release_after_the_flip_is_flipped_back(service, rollback, host_for)
     assert bad and min(r["t"] for r in bad) >= flipped - 0.05
     assert max(r["t"] for r in bad) <= back + FLIP_LATENCY[service.lb]
     assert all(r["t"] >= flipped - 0.05 and r["t"] <= back + FLIP_LATENCY[service.lb] for r in run.failed)
+    # Flipped back at a look while the watch ran, before its 5 s were up.
+    assert "already proves the error rate over blue_green_max_error_rate 5" in " ".join(run.output.split()), run.output[-3000:]
+    print("%s bad release live: flipped back %.1f s after the flip, %d failed requests" % (service.id, back - flipped,
+                                                                                          len(run.failed)))
+    assert back - flipped < FAST["blue_green_verify_seconds"], (back, flipped)
     assert {r["version"] for r in run.records if r["t"] > back + FLIP_LATENCY[service.lb]} == {"1.0.0"}
 
 

@@ -269,5 +269,12 @@ def test_bad_release_reached_few_users(bad, host_for):
         # Only the canary's own answers failed; the stable hosts answered everything else.
         others = [r for r in run.failed if r["host"] != CANARY or r["version"] != "2.0.1-bad"]
         assert others == [], others[:5]
+        # Looked at every canary_look_interval seconds, the step failed as soon as its errors proved the ceiling
+        # broken, not at the window's end: few users met a failure, and not for long.
+        assert any("while the step ran" in reason for reason in step["reasons"]), step["reasons"]
+        cut_off = last - min(r["t"] for r in run.failed)
+        print("errors: %d failed requests; the last request to the bad canary %.1f s after the first failure"
+              % (len(run.failed), cut_off))
+        assert len(run.failed) <= 10 and cut_off <= 10.0, (len(run.failed), cut_off)
     else:
         assert run.failed == []
