@@ -22,9 +22,12 @@ from rollout_run import LAB_SERVICES, reset_app, rollout_status, run_under_traff
 APPS = lab_hosts("app")
 LBS = lab_hosts("lb")
 CANARY = APPS[0]
-STEPS = [5, 10, 25, 50, 100]
-# The good release: the default steps behind HAProxy, three of them behind nginx (a shorter suite).
-GOOD_STEPS = {"haproxy": STEPS, "nginx": [10, 50, 100]}
+# The default steps for 1 canary of 4 hosts: up to twice its share of a full fleet (canary_max_host_load 2).
+STEPS = [5, 10, 25, 50]
+# The good release: the default steps behind HAProxy (canary_steps left empty), two of them behind nginx (a
+# shorter suite).
+GOOD_STEPS = {"haproxy": STEPS, "nginx": [10, 50]}
+GIVEN_STEPS = {"haproxy": [], "nginx": GOOD_STEPS["nginx"]}
 INTERVAL = 8
 # At 60 requests/s a 5 % step gets ~24 canary requests in 8 s: judge on 20.
 FAST = {"canary_steps": STEPS, "canary_interval": INTERVAL, "canary_min_samples": 20,
@@ -53,7 +56,7 @@ def good(service):
     reset_app("1.0.0")
     shutil.rmtree(report_dir(service), ignore_errors=True)
     return run_under_traffic(service, "deploy", dict(FAST, rollout_strategy="canary", rollout_version="2.0.0",
-                                                     canary_steps=GOOD_STEPS[service.lb],
+                                                     canary_steps=GIVEN_STEPS[service.lb],
                                                      rollout_report_dir=report_dir(service)),
                              during=lambda: rollout_status(service), during_after_s=20)
 
@@ -188,13 +191,13 @@ def test_the_run_report_counts_what_users_got_per_version_with_the_steps(good, s
         probe = [r for r in good.records if start + 1 <= r["t"] <= end - 1 and r["status"] == 200]
         probe_new = sum(1 for r in probe if r["version"] == "2.0.0")
         assert abs(100.0 * new / total - 100.0 * probe_new / len(probe)) <= 3.0, (step, new, total, probe_new, len(probe))
-    # From the last step (100 %) on, users never go back to 1.0.0: the promotion keeps the others out of
-    # traffic until they run 2.0.0. Requests sent before it may still finish on 1.0.0 (2 s ones): 3 s margin.
+    # From the last step (50 %) on, the share of 2.0.0 only grows: the promotion takes the stable hosts out of
+    # traffic before they change. Requests sent before it may still finish on 1.0.0 (2 s ones): 3 s margin.
     after = [b for b in report["series"] if b["t"] >= starts[-1] + 3 and b["by_version"]]
-    assert after and all(set(b["by_version"]) == {"2.0.0"} for b in after), \
-        [(round(b["t"] - run["since"]), b["by_version"]) for b in after if set(b["by_version"]) != {"2.0.0"}][:10]
-    sent_after = [r for r in good.records if r["t"] >= starts[-1] + 0.5 and r["status"] == 200]
-    assert sent_after and {r["version"] for r in sent_after} == {"2.0.0"}
+    shares = [100.0 * b["by_version"].get("2.0.0", [0])[0] / sum(n for n, _e in b["by_version"].values()) for b in after]
+    assert after and min(shares) >= steps[-1] - 10, [(round(b["t"] - run["since"]), b["by_version"]) for b in after][:10]
+    # Once the promotion is done (the run's last 2 s), everything comes from 2.0.0.
+    assert {r["version"] for r in good.records if good.ended - 2 <= r["t"] and r["status"] == 200} == {"2.0.0"}
     with open(found[0][:-5] + ".png", "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     text = open(found[0][:-5] + ".md", encoding="utf-8").read()

@@ -14,6 +14,12 @@ LAST_APP = lab_hosts("app")[-1]
 CASES = {
     "steps-falling": ({"canary_steps": [50, 10]}, "canary_steps: expected rising percentages above 0 and at most 100"),
     "steps-zero": ({"canary_steps": [0, 10]}, "canary_steps: expected rising percentages"),
+    # 1 canary of 4 hosts at 100 % would carry 4 times its share of the fleet's requests.
+    "steps-overload": ({"canary_steps": [10, 100]},
+                       "canary_steps: 100.0 % would send each of the 1 canary host(s) 4.0 times its share of a full fleet"
+                       " of 4 hosts (25.0 % each), over canary_max_host_load 2 (steps up to 50.0 % fit)"),
+    "host-load-word": ({"canary_max_host_load": "lots"}, "canary_max_host_load: expected a multiple of a host's share"),
+    "look-interval-negative": ({"canary_look_interval": -1}, "canary_look_interval: expected seconds, 0 or more"),
     "unknown-host": ({"canary_hosts": ["fleet-nosuchhost"]}, "canary_hosts: fleet-nosuchhost not in the play"),
     "no-stable-host": ({"canary_count": 4}, "every host of the play would be a canary"),
     "inconclusive-word": ({"canary_inconclusive": "maybe"},
@@ -45,7 +51,8 @@ def test_bad_input_is_refused_before_any_change(refused, case):
     result, message = results[case], CASES[case][1]
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert message in output, output[-3000:]
+    # Long messages may be folded over lines by the output's YAML.
+    assert message in " ".join(output.split()), output[-3000:]
     assert "Take the canary hosts out of rotation" not in output
     assert without_volatile(after) == without_volatile(before)
 
