@@ -22,10 +22,12 @@ inequality then bounds the chance that the evidence ever reaches 1 / alpha by al
 first look where it does fails a release within its ceiling with probability at most alpha, for any
 number and timing of looks.
 
-The alternatives are the errors one wants caught, from a little over the ceiling to a release that
-fails everything: their odds are the ceiling's times 2, 4, 8, ... (up to an error rate of 99.9 %), with
-equal weights. A far-over-the-ceiling release is caught by the large ones within a few requests; one
-just over it needs more requests, as it would with any test.
+The alternatives are the errors one wants caught, from a little over the ceiling to a release failing
+most requests: their odds are the ceiling's times 2, 4, 8, ..., up to the first error rate of 60 % or
+more, with equal weights. Each alternative more dilutes the others' weight, so the grid stops where a
+larger one would catch nothing the last does not: a release failing 90 % of its requests proves
+itself within a few requests against 60 % too. One just over the ceiling needs more requests, as it
+would with any test.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from __future__ import annotations
 import math
 
 MAX_ALTERNATIVE = 0.999
+# The grid of alternatives ends at the first error rate at or over this.
+TOP_ALTERNATIVE = 0.6
 
 
 def alternatives(ceiling: float) -> list[float]:
@@ -43,13 +47,10 @@ def alternatives(ceiling: float) -> list[float]:
     odds = ceiling / (1.0 - ceiling)
     rates = []
     factor = 2.0
-    while True:
-        rate = odds * factor / (1.0 + odds * factor)
-        if rate >= MAX_ALTERNATIVE:
-            break
-        rates.append(rate)
+    while not rates or rates[-1] < TOP_ALTERNATIVE:
+        rates.append(min(MAX_ALTERNATIVE, odds * factor / (1.0 + odds * factor)))
         factor *= 2.0
-    return rates + [MAX_ALTERNATIVE]
+    return rates
 
 
 def log_evidence(errors: int, requests: int, ceiling: float) -> float:

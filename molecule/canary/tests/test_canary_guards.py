@@ -18,7 +18,7 @@ CASES = {
     "steps-overload": ({"canary_steps": [10, 100]},
                        "canary_steps: 100.0 % would send each of the 1 canary host(s) 4.0 times its share of a full fleet"
                        " of 4 hosts (25.0 % each), over canary_max_host_load 2 (steps up to 50.0 % fit)"),
-    "host-load-word": ({"canary_max_host_load": "lots"}, "canary_max_host_load: expected a multiple of a host's share"),
+    "host-load-negative": ({"canary_max_host_load": -1}, "canary_max_host_load: expected how many times its share a canary host may carry, 0 or more"),
     "look-interval-negative": ({"canary_look_interval": -1}, "canary_look_interval: expected seconds, 0 or more"),
     "unknown-host": ({"canary_hosts": ["fleet-nosuchhost"]}, "canary_hosts: fleet-nosuchhost not in the play"),
     "no-stable-host": ({"canary_count": 4}, "every host of the play would be a canary"),

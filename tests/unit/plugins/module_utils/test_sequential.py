@@ -95,7 +95,9 @@ def test_edge_ceilings():
     assert not seq.ceiling_broken(100, 100, 1.0, ALPHA) and not seq.ceiling_broken(100, 100, 0.999, ALPHA)
     assert seq.alternatives(0.0) == [] and seq.alternatives(1.0) == []
     rates = seq.alternatives(0.01)
-    assert rates == sorted(rates) and rates[0] > 0.01 and rates[-1] == seq.MAX_ALTERNATIVE
+    assert rates == sorted(rates) and rates[0] > 0.01 and rates[-2] < seq.TOP_ALTERNATIVE <= rates[-1] < 0.8
+    # A high ceiling still has an alternative over it.
+    assert seq.alternatives(0.9) == [pytest.approx(18 / 19)] and seq.alternatives(0.998) == [pytest.approx(998 / 999)]
 
 
 @pytest.mark.parametrize("call, message", [
