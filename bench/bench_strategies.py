@@ -30,6 +30,14 @@ and measures, from the probe's records and the LB hosts:
   shadow: the flip; A/B: promotion), LB reloads (new worker generations of
   haproxy and nginx, sampled from /proc every 0.1 s).
 
+Then a bad release, 2.0.1-bad (passes its health gate, fails 30 % of its
+requests), once with the canary (its default, capacity-safe steps) and once
+with blue/green (no smoke test, so the watch after the flip must catch it),
+behind HAProxy: requests sent and failed, and from the first failed request
+to the last answer of the bad release (how long users met it) and to the
+run's end (the rollback done on every LB); whether users got 1.0.0 only
+afterwards.
+
 In the same run: the peer comparison at the same batch size, one host at a
 time, under the same load on service web (HAProxy): bench/peer_plain.yml
 (the plain drain-aware rolling playbook: serial 1, community.general.haproxy
@@ -67,7 +75,7 @@ from labtest import LAB_INVENTORY, lab_hosts  # noqa: E402  pylint: disable=wron
 from rollout_run import Service, docker, env, reset_app, run_under_traffic  # noqa: E402  pylint: disable=wrong-import-position
 
 from metrics import (  # noqa: E402  pylint: disable=wrong-import-position
-    batch_count, comparison, downtime, downtime_by_target, exposed_share, side_summary, switch_window, task_times,
+    bad_release, batch_count, comparison, downtime, downtime_by_target, exposed_share, side_summary, switch_window, task_times,
 )
 
 # run_under_traffic reads vars files relative to molecule/resources.
@@ -131,7 +139,8 @@ print(json.dumps({"first": first, "seen": {k: len(v) for k, v in seen.items()}})
 # (community.general.haproxy); the steps that reload nginx (recreate's maintenance page, the canary's
 # weights, the A/B split) behind nginx; shadow mirrors with nginx only.
 EACH = {"recreate": "nginx", "ramped": "haproxy", "blue_green": "haproxy", "canary": "nginx",
-        "canary_sticky": "haproxy", "ab_test": "nginx", "shadow": "nginx"}
+        "canary_sticky": "haproxy", "ab_test": "nginx", "shadow": "nginx", "canary_bad": "haproxy",
+        "blue_green_bad": "haproxy"}
 
 
 @dataclass
@@ -144,6 +153,16 @@ class Case:
     rollback_vars: dict
     decision: str  # verdict, flip, marker or none
     group: str = "app"  # the inventory group of the pool users reach before the rollout
+    bad: bool = False  # a bad release: the run must fail and roll back on its own
+
+
+# The bad releases: the canary with its default steps, blue/green without the smoke test that would stop it first.
+BAD = {"rollout_version": "2.0.1-bad", "canary_interval": 10, "canary_min_samples": 20}
+BAD_CASES = (
+    ("canary_bad", "inplace", "canary", BAD, "app"),
+    ("blue_green_bad", "bg", "blue_green", {"rollout_version": "2.0.1-bad", "blue_green_smoke_requests": 0,
+                                            "blue_green_verify_seconds": 10}, "blue"),
+)
 
 
 def cases(lbs: list[str], matrix: str = "full") -> list[Case]:
@@ -179,6 +198,9 @@ def matrix_cases(lbs: list[str]) -> list[Case]:
             Case("ab_test", svc[lb, "ab"], "bench/ab_rollout.yml", dict(AB, ramped_batches=2), "ramped", old,
                  "marker", "blue"),
         ]
+        if lb == "haproxy":
+            found += [Case(name, svc[lb, kind], strategy, extra, None, {}, "none", group, bad=True)
+                      for name, kind, strategy, extra, group in BAD_CASES]
         if lb == "nginx":
             found.append(Case("shadow", svc[lb, "shadow"], "shadow",
                               dict(new, shadow_duration=12, shadow_then="blue_green", blue_green_verify_seconds=5),
@@ -264,7 +286,11 @@ def run_case(case: Case, rate: float) -> dict:
         reset_app("1.0.0")
     lb = case.service.lb
     stop = reload_sampler()
-    rollout = run_under_traffic(case.service, case.rollout, case.rollout_vars, rate=rate, probe_args=USERS)
+    rollout = run_under_traffic(case.service, case.rollout, case.rollout_vars, rate=rate, probe_args=USERS,
+                                tail_s=3.0 if case.bad else 2.0)
+    if case.bad:
+        return {"strategy": case.strategy, "lb": lb, "service": case.service.name, "bad": True,
+                "rollout": measure(rollout, stop(), lb), "bad_release": bad_release(rollout.records, rollout.ended, rollout.rc)}
     out = {"strategy": case.strategy, "lb": lb, "service": case.service.name,
            "rollout": measure(rollout, stop(), lb)}
     event = state_event(case.service)
@@ -425,12 +451,12 @@ def main() -> int:
         raise SystemExit("bench/stack.yml failed:\n" + done.stdout[-3000:])
     only = {s for s in args.only.split(",") if s}
     results = {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-               "rate": args.rate, "matrix": args.matrix, "strategies": []}
+               "rate": args.rate, "matrix": args.matrix, "strategies": [], "bad_releases": []}
     for case in cases(args.lbs.split(","), args.matrix):
         if only and case.strategy not in only:
             continue
         row = run_case(case, args.rate)
-        results["strategies"].append(row)
+        results["bad_releases" if case.bad else "strategies"].append(row)
         print(json.dumps(row, sort_keys=True), flush=True)
     if not args.skip_peer:
         results["peer"] = peer_compare(args.rate, args.peer_runs, args.peer_preinstalled)
@@ -446,8 +472,11 @@ def main() -> int:
         json.dump(results, handle, indent=2, sort_keys=True)
         handle.write("\n")
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench_table.py"), args.out], check=True)
-    return 0 if all(row["rollout"]["rc"] == 0 and row.get("rollback", {}).get("rc", 0) == 0
-                    and row.get("rollback", {}).get("back_on_old") is not False for row in results["strategies"]) else 1
+    good = all(row["rollout"]["rc"] == 0 and row.get("rollback", {}).get("rc", 0) == 0
+               and row.get("rollback", {}).get("back_on_old") is not False for row in results["strategies"])
+    caught = all(row["bad_release"]["rolled_back"] and row["bad_release"]["back_on_old"] is not False
+                 for row in results["bad_releases"])
+    return 0 if good and caught else 1
 
 
 if __name__ == "__main__":

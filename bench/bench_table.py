@@ -111,6 +111,29 @@ def _peer_single(peer: dict, strategies: list[dict]) -> list[str]:
     return lines
 
 
+def _bad_releases(rows: list[dict]) -> list[str]:
+    """The bad release (2.0.1-bad, 30 % errors) per strategy: what users met of it before the rollback."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "**Bad release** - 2.0.1-bad (passes its health gate, fails 30 % of its requests), rolled back on its own "
+        "(canary: default steps; blue/green: no smoke test, caught by the watch after the flip):",
+        "",
+        "| strategy | LB | sent | failed | first failure → last bad answer | first failure → run end | rolled back "
+        "| users on 1.0.0 only after |",
+        "|---|---|--:|--:|--:|--:|---|---|",
+    ]
+    for row in rows:
+        out, bad = row["rollout"], row.get("bad_release") or {}
+        back = bad.get("back_on_old")
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            row["strategy"], row["lb"], _num(out["sent"]), _num(out["failed"]),
+            _num(bad.get("first_failure_to_last_bad_s"), " s"), _num(bad.get("first_failure_to_run_end_s"), " s"),
+            "yes" if bad.get("rolled_back") else "**no**", "-" if back is None else ("yes" if back else "**no**")))
+    return lines
+
+
 def _scale_ratio(rows: list[dict]) -> list[str]:
     """The wall time of the most hosts over that of the fewest (16 over 4), when both runs succeeded."""
     ok = [row for row in rows if row.get("rc", 0) == 0 and row.get("wall_s")]
@@ -148,6 +171,7 @@ def tables(results: dict) -> str:
         if out.get("rc") or back.get("rc"):
             lines.append("| | | *run failed: rollout rc %s, rollback rc %s* | | | | | | | | | | | |"
                          % (out.get("rc"), back.get("rc", "-")))
+    lines += _bad_releases(results.get("bad_releases") or [])
     for note in results.get("notes", []):
         lines += ["", "*%s*" % note]
     if results.get("peer"):

@@ -125,3 +125,19 @@ def side_summary(side: str, playbook: str, batch_size, runs: list[dict]) -> dict
 def comparison(peer: dict, ours: dict) -> dict:
     """Both sides' summaries (side_summary) and the ratio ours/peer of their median wall times."""
     return {"sides": [peer, ours], "ratio_ours_peer": ratio(ours["median_wall_s"], peer["median_wall_s"])}
+
+
+def bad_release(records: list[dict], ended: float, rc: int, bad: str = "2.0.1-bad", old: str = "1.0.0") -> dict:
+    """What users met of a bad release: seconds from the first failed request (``is_failed``) to the start of the
+    last request the bad release answered, and to the run's end (its rollback done); whether the run failed (it
+    must: it rolls back on its own), and whether the requests after the run got ``old`` only (None: none
+    answered)."""
+    first = min((r["t"] for r in records if is_failed(r)), default=None)
+    last_bad = max((r["t"] for r in records if r["version"] == bad), default=None)
+    tail = {r["version"] for r in records if r["t"] > ended} - {None}
+    return {
+        "rolled_back": rc != 0,
+        "first_failure_to_last_bad_s": None if first is None or last_bad is None else round(last_bad - first, 1),
+        "first_failure_to_run_end_s": None if first is None else round(ended - first, 1),
+        "back_on_old": tail == {old} if tail else None,
+    }

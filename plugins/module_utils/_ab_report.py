@@ -10,18 +10,26 @@ over control minus 1 (relative, log interval); the p-value is the pooled two-pro
 two variants and the chi-square test of homogeneity for more; the users needed per variant are
 those that give the test ``power`` to detect ``min_effect`` points over the control's rate
 (Cohen's h, statsmodels' NormalIndPower). All as statsmodels computes them.
+
+The guard rail (``max_error_rate``): a variant other than the control whose errors prove its error
+rate over the ceiling stops the test - decision ``stop``, whatever the conversions say. The proof is
+the canary's sequential test (``_sequential``): its false-stop rate stays within
+1 - ``guard_confidence`` however often the report is run during the test. A variant is not blamed
+while the control's own errors prove it over the ceiling too (a fault both share).
 """
 
 from __future__ import annotations
 
 import math
 
+from ansible_collections.fleet.rollout.plugins.module_utils._sequential import always_valid_p
 from ansible_collections.fleet.rollout.plugins.module_utils._statistics import (
     chi_square_homogeneity, diff_confint, proportion_effectsize, ratio_confint, two_proportion_z, users_for_power)
 
 WINNER = "winner"
 NO_DIFFERENCE = "no_significant_difference"
 KEEP_COLLECTING = "keep_collecting"
+STOP = "stop"
 ANONYMOUS = ("", "-")
 
 
@@ -78,9 +86,36 @@ def _percent(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(100.0 * value, digits)
 
 
+def guard(counts: dict, control: str, max_error_rate: float | None, confidence: float) -> dict:
+    """Per variant the always-valid p that its error rate is over ``max_error_rate`` (percent), and the
+    variants whose errors prove it (``tripped``); no guard when ``max_error_rate`` is None."""
+    if max_error_rate is None:
+        return {"max_error_rate": None, "confidence": confidence, "p_values": {}, "tripped": [], "reason": ""}
+    if not 0 <= max_error_rate < 100:
+        raise ValueError("max_error_rate: expected a percentage from 0 up to (not including) 100, got %r"
+                         % (max_error_rate,))
+    if not 0.5 <= confidence < 1:
+        raise ValueError("guard_confidence: expected at least 0.5 and below 1, got %r" % (confidence,))
+    alpha = 1.0 - confidence
+    p_values = {name: always_valid_p(row["errors"], row["requests"], max_error_rate / 100.0)
+                for name, row in counts.items()}
+    proved = sorted(name for name, p in p_values.items() if p < alpha)
+    tripped = [] if control in proved else [name for name in proved if name != control]
+    reasons = ["%s: %d of %d requests failed, which proves its error rate over the %s %% ceiling (sequential test, "
+               "always-valid p=%.2g < %.2g)" % (name, counts[name]["errors"], counts[name]["requests"],
+                                                _number(max_error_rate), p_values[name], alpha)
+               for name in tripped]
+    if control in proved:
+        reasons = ["the control %s fails too (%d of %d requests): a fault the variants share, no variant is blamed"
+                   % (control, counts[control]["errors"], counts[control]["requests"])]
+    return {"max_error_rate": max_error_rate, "confidence": confidence, "p_values": p_values, "tripped": tripped,
+            "reason": "; ".join(reasons)}
+
+
 def build_report(counts: dict, control: str, confidence: float = 0.95, power: float = 0.8,
-                 min_effect: float = 1.0) -> dict:
-    """The report for ``counts`` (see ``variant_counts``); ``min_effect`` in percentage points."""
+                 min_effect: float = 1.0, max_error_rate: float | None = None, guard_confidence: float = 0.99) -> dict:
+    """The report for ``counts`` (see ``variant_counts``); ``min_effect`` in percentage points; with
+    ``max_error_rate``, the guard rail on the variants' errors (see ``guard``)."""
     if control not in counts:
         raise ValueError("control: %r is not one of the variants seen (%s)" % (control, ", ".join(sorted(counts)) or "none"))
     if len(counts) < 2:
@@ -153,10 +188,15 @@ def build_report(counts: dict, control: str, confidence: float = 0.95, power: fl
     else:
         decision = NO_DIFFERENCE
         reason = "%s test p = %s, but no variant is better than all the others with confidence" % (test, _number(p_value))
+    rail = guard(counts, control, max_error_rate, guard_confidence)
+    if rail["tripped"]:
+        decision, winner = STOP, None
+        reason = "stop the test, every user back to the control %s - %s" % (control, rail["reason"])
     report = {
         "control": control, "confidence": confidence, "power": power, "min_effect": min_effect,
         "variants": variants, "test": test, "statistic": statistic, "p_value": p_value,
         "users_needed_per_variant": needed_users, "decision": decision, "winner": winner, "reason": reason,
+        "guard": rail,
     }
     report["table"] = format_table(report)
     return report

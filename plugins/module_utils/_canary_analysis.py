@@ -19,6 +19,8 @@ slow database).
   whether to wait longer; unless its errors already show, with the same confidence, that its
   error rate is over the ceiling (one-sided binomial test): a canary failing every request fails
   at once.
+- ``max_consecutive_errors`` (0: none) is a hard rule on top: that many canary requests failing one
+  after another fail it, at any look, however few requests came.
 
 While the step's window runs, an interim look (``interim``) only asks whether the canary's errors
 already show its error rate over the ceiling, by a sequential test whose false-fail rate stays within
@@ -46,6 +48,7 @@ CRITERIA = {
     "latency_tolerance_seconds": 0.005,
     "max_latency_p99": None,
     "min_samples": 50,
+    "max_consecutive_errors": 0,
 }
 
 
@@ -69,12 +72,16 @@ def check_criteria(criteria: dict) -> dict:
         raise ValueError("max_latency_p99: expected seconds > 0, got %r" % merged["max_latency_p99"])
     if int(merged["min_samples"]) < 1:
         raise ValueError("min_samples: expected at least 1, got %r" % merged["min_samples"])
+    if int(merged["max_consecutive_errors"]) < 0:
+        raise ValueError("max_consecutive_errors: expected a count >= 0 (0: no limit), got %r"
+                         % merged["max_consecutive_errors"])
     return merged
 
 
 def check_side(name: str, side: dict) -> dict:
-    """A side as ``{requests, errors, latencies}``; ValueError naming what does not add up."""
+    """A side as ``{requests, errors, latencies, consecutive_errors}``; ValueError naming what does not add up."""
     requests, errors = int(side.get("requests") or 0), int(side.get("errors") or 0)
+    consecutive = int(side.get("consecutive_errors") or 0)
     latencies = [float(v) for v in side.get("latencies") or []]
     if requests < 0 or not 0 <= errors <= requests:
         raise ValueError("%s: expected 0 <= errors <= requests, got %d errors of %d requests" % (name, errors, requests))
@@ -83,7 +90,10 @@ def check_side(name: str, side: dict) -> dict:
                          % (name, len(latencies), requests))
     if any(v < 0 for v in latencies):
         raise ValueError("%s: latencies must be seconds >= 0" % name)
-    return {"requests": requests, "errors": errors, "latencies": latencies}
+    if not 0 <= consecutive <= errors:
+        raise ValueError("%s: expected 0 <= consecutive_errors <= errors, got %d consecutive of %d errors"
+                         % (name, consecutive, errors))
+    return {"requests": requests, "errors": errors, "latencies": latencies, "consecutive_errors": consecutive}
 
 
 def describe(side: dict) -> dict:
@@ -93,6 +103,7 @@ def describe(side: dict) -> dict:
     return {
         "requests": side["requests"],
         "errors": side["errors"],
+        "consecutive_errors": side["consecutive_errors"],
         "error_rate": None if rate is None else round(rate, 4),
         "latency": {
             "samples": len(latencies),
@@ -166,8 +177,23 @@ def judge(canary: dict, baseline: dict, criteria: dict | None = None, interim: b
         failures = []  # too few requests to blame the canary for anything yet
     else:
         verdict = FAIL if failures else PASS
+    streak = _streak_failure(canary, c)
+    if streak:
+        verdict, failures = FAIL, [streak] + (failures if verdict == FAIL else [])
+        notes = [n for n in notes if "fewer than" not in n]
     result.update(verdict=verdict, reasons=failures + notes)
     return result
+
+
+def _streak_failure(canary: dict, c: dict) -> str | None:
+    """The reason a run of failed canary requests breaks ``max_consecutive_errors``, or None (no limit: 0).
+    A hard rule on top of the tests, as Argo Rollouts' failure limit: however few requests came, that many
+    failures in a row end the canary."""
+    limit = int(c["max_consecutive_errors"])
+    if limit and canary["consecutive_errors"] >= limit:
+        return ("%d canary requests failed one after another (max_consecutive_errors %d)"
+                % (canary["consecutive_errors"], limit))
+    return None
 
 
 def _interim(canary: dict, baseline: dict, c: dict, alpha: float) -> dict:
@@ -176,10 +202,15 @@ def _interim(canary: dict, baseline: dict, c: dict, alpha: float) -> dict:
     result = {"canary": describe(canary), "baseline": describe(baseline), "criteria": c, "interim": True,
               "errors": {"ceiling": ceiling, "sequential_p": p, "significant": p < alpha},
               "latency": {"u": None, "p_value": None, "significant": False, "p50_shift": None, "allowed_shift": None}}
+    reasons = []
     if p < alpha:
-        reasons = ["%d of %d canary requests failed while the step ran: its error rate is over the %.2f %% ceiling "
-                   "(sequential test, always-valid p=%.2g < %.2g)"
-                   % (canary["errors"], canary["requests"], ceiling, p, alpha)]
+        reasons.append("%d of %d canary requests failed while the step ran: its error rate is over the %.2f %% ceiling "
+                       "(sequential test, always-valid p=%.2g < %.2g)"
+                       % (canary["errors"], canary["requests"], ceiling, p, alpha))
+    streak = _streak_failure(canary, c)
+    if streak:
+        reasons.append(streak + " while the step ran")
+    if reasons:
         result.update(verdict=FAIL, reasons=reasons)
     else:
         result.update(verdict=INCONCLUSIVE, reasons=["the step's window still runs: judged in full at its end"])

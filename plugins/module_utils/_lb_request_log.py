@@ -117,7 +117,8 @@ def group_samples(records, groups: dict, since: float, until: float) -> dict:
 
     Each try of a server counts for that server's group (nginx may try several for one request), so
     a canary server whose failures another server hid by a retry is still seen failing. An error is
-    a 5xx status or no status; latencies are those of the tries that did not fail.
+    a 5xx status or no status; latencies are those of the tries that did not fail;
+    ``consecutive_errors`` is the longest run of the group's tries that failed one after another.
     ``groups`` maps a group name to server names as the log has them (HAProxy server names, nginx
     ``address:port``). A server in two groups is an error.
     """
@@ -127,10 +128,9 @@ def group_samples(records, groups: dict, since: float, until: float) -> dict:
             if server in owner and owner[server] != name:
                 raise ValueError("groups: server %s is in both %s and %s" % (server, owner[server], name))
             owner[server] = name
-    samples = {name: {"requests": 0, "errors": 0, "latencies": []} for name in groups}
-    for record in records:
-        if not since <= record["ts"] <= until:
-            continue
+    samples = {name: {"requests": 0, "errors": 0, "latencies": [], "consecutive_errors": 0} for name in groups}
+    run = dict.fromkeys(groups, 0)
+    for record in sorted((r for r in records if since <= r["ts"] <= until), key=lambda r: r["ts"]):
         for server, status, seconds in record.get("attempts", []):
             group = owner.get(server)
             if group is None:
@@ -139,7 +139,10 @@ def group_samples(records, groups: dict, since: float, until: float) -> dict:
             sample["requests"] += 1
             if status is None or status >= 500:
                 sample["errors"] += 1
+                run[group] += 1
+                sample["consecutive_errors"] = max(sample["consecutive_errors"], run[group])
             else:
+                run[group] = 0
                 sample["latencies"].append(seconds)
     return samples
 
@@ -182,7 +185,7 @@ def summarize(records, since: float, until: float) -> dict:
     by_status: dict[str, int] = {}
     by_server: dict[str, int] = {}
     unserved = []
-    failed = 0
+    failed = run = longest_run = 0
     for record in window:
         by_route[record["route"]] = by_route.get(record["route"], 0) + 1
         by_status[str(record["status"])] = by_status.get(str(record["status"]), 0) + 1
@@ -194,6 +197,10 @@ def summarize(records, since: float, until: float) -> dict:
             unserved.append(record)
         if error and not maintenance:
             failed += 1
+            run += 1
+            longest_run = max(longest_run, run)
+        elif not maintenance:
+            run = 0
     first = unserved[0]["ts"] if unserved else None
     last = max((r["ts"] + r["seconds"] for r in unserved), default=None)
     maintenance_answers = [r for r in window if r["route"] == MAINTENANCE]
@@ -205,6 +212,7 @@ def summarize(records, since: float, until: float) -> dict:
         "by_status": by_status,
         "by_server": by_server,
         "failed_answers": failed,
+        "consecutive_failed": longest_run,
         "maintenance": {
             "answers": len(maintenance_answers),
             "max_seconds": max((r["seconds"] for r in maintenance_answers), default=None),

@@ -20,6 +20,11 @@ description:
     is significant and one variant converts better than all the others with confidence; V(no_significant_difference)
     when they have the users and it is not so; V(keep_collecting) before that. Deciding before the users are in
     would stop at chance differences.
+  - "Guard rail - with O(max_error_rate), a variant other than the control whose errors prove its error rate over
+    that ceiling stops the test: decision V(stop), whatever the conversions say. The proof is a sequential test
+    (fleet.rollout.canary_analysis's interim test) whose chance of stopping a variant within its ceiling stays under
+    1 - O(guard_confidence) however often the report is run. No variant is blamed while the control's errors prove
+    the control over the ceiling too."
   - Counts a user seen in more than one variant (a sticky assignment never does) and returns them.
   - Pure Python (standard library). The numbers match statsmodels and SciPy to 1e-6 (the collection's unit tests
     check it).
@@ -50,6 +55,15 @@ options:
     description: The smallest difference in conversion rate worth detecting, in percentage points over the control's.
     type: float
     default: 1.0
+  max_error_rate:
+    description:
+      - The guard rail's ceiling - percent of failed requests (5xx or no answer) a variant's errors must not prove it
+        over. No guard rail when unset.
+    type: float
+  guard_confidence:
+    description: Confidence the guard rail needs before it stops the test.
+    type: float
+    default: 0.99
 extends_documentation_fragment:
   - fleet.rollout.attributes.read_only
 seealso:
@@ -102,9 +116,17 @@ users_needed_per_variant:
   returned: always
   type: int
 decision:
-  description: V(winner), V(no_significant_difference) or V(keep_collecting).
+  description: V(winner), V(no_significant_difference), V(keep_collecting), or V(stop) when the guard rail tripped.
   returned: always
   type: str
+guard:
+  description:
+    - The guard rail - C(max_error_rate) (null without one), C(confidence), C(p_values) (per variant, the always-valid
+      p that its error rate is over the ceiling), C(tripped) (the variants whose errors prove it) and C(reason).
+  returned: always
+  type: dict
+  sample: {max_error_rate: 1.0, confidence: 0.99, p_values: {a: 1.0, b: 1.2e-09}, tripped: [b],
+           reason: "b: 40 of 130 requests failed, which proves its error rate over the 1 % ceiling (...)"}
 winner:
   description: The winning variant, when the decision is V(winner).
   returned: always
@@ -141,13 +163,16 @@ def main():
             confidence=dict(type="float", default=0.95),
             power=dict(type="float", default=0.8),
             min_effect=dict(type="float", default=1.0),
+            max_error_rate=dict(type="float"),
+            guard_confidence=dict(type="float", default=0.99),
         ),
         supports_check_mode=True,
     )
     p = module.params
     try:
         merged, several = merge_samples(p["samples"])
-        report = build_report(variant_counts(merged), p["control"], p["confidence"], p["power"], p["min_effect"])
+        report = build_report(variant_counts(merged), p["control"], p["confidence"], p["power"], p["min_effect"],
+                              p["max_error_rate"], p["guard_confidence"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, users_in_several_variants=len(several),

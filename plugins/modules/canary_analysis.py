@@ -48,6 +48,12 @@ options:
         type: list
         elements: float
         default: []
+      consecutive_errors:
+        description:
+          - The longest run of requests that failed one after another (at most O(canary.errors)), for
+            O(max_consecutive_errors).
+        type: int
+        default: 0
   baseline:
     description:
       - What the stable servers answered in the same window. With no requests, only the ceilings are checked.
@@ -83,6 +89,13 @@ options:
     description: Canary requests needed to judge it; fewer give V(inconclusive) unless their errors prove the ceiling broken.
     type: int
     default: 50
+  max_consecutive_errors:
+    description:
+      - A hard rule on top of the tests, as Argo Rollouts' failure limit - this many canary requests failing one after
+        another (O(canary.consecutive_errors)) fail the canary at any look, interim or not, however few requests came.
+      - V(0) sets no limit.
+    type: int
+    default: 0
   interim:
     description:
       - A look while the window still runs. The verdict is then V(fail) when the canary's errors show its error rate
@@ -148,11 +161,12 @@ summary:
   type: str
   sample: "FAIL: canary 150 req, errors 19.33 %, p50 0.005 s; baseline 1700 req, errors 0.00 %, p50 0.005 s - ..."
 canary:
-  description: The canary's C(requests), C(errors), C(error_rate) (percent) and C(latency) (C(samples), C(p50),
-    C(p95), C(p99) in seconds).
+  description: The canary's C(requests), C(errors), C(consecutive_errors), C(error_rate) (percent) and C(latency)
+    (C(samples), C(p50), C(p95), C(p99) in seconds).
   returned: always
   type: dict
-  sample: {requests: 150, errors: 0, error_rate: 0.0, latency: {samples: 150, p50: 0.005, p95: 1.2, p99: 2.001}}
+  sample: {requests: 150, errors: 0, consecutive_errors: 0, error_rate: 0.0,
+           latency: {samples: 150, p50: 0.005, p95: 1.2, p99: 2.001}}
 baseline:
   description: The same for the baseline.
   returned: always
@@ -195,6 +209,7 @@ SIDE = dict(
     requests=dict(type="int", required=True),
     errors=dict(type="int", default=0),
     latencies=dict(type="list", elements="float", default=[]),
+    consecutive_errors=dict(type="int", default=0),
 )
 
 
@@ -210,6 +225,7 @@ def main():
             latency_tolerance_seconds=dict(type="float", default=0.005),
             max_latency_p99=dict(type="float"),
             min_samples=dict(type="int", default=50),
+            max_consecutive_errors=dict(type="int", default=0),
             interim=dict(type="bool", default=False),
         ),
         supports_check_mode=True,

@@ -152,6 +152,10 @@ failed_answers:
   description: Answers with a 5xx status other than the maintenance page.
   returned: unless O(timeline_only)
   type: int
+consecutive_failed:
+  description: The longest run of failed answers one after another (in the order the LB logged them).
+  returned: unless O(timeline_only)
+  type: int
 maintenance:
   description: C(answers), the maintenance page's count, and C(max_seconds), the slowest of them.
   returned: unless O(timeline_only)
@@ -174,12 +178,13 @@ until:
   type: float
 groups:
   description:
-    - For each group of O(groups) - C(requests) (tries of its servers), C(errors) and C(latencies) (seconds of
-      each successful try).
+    - For each group of O(groups) - C(requests) (tries of its servers), C(errors), C(latencies) (seconds of
+      each successful try) and C(consecutive_errors) (the longest run of the group's tries that failed one after
+      another).
   returned: unless O(timeline_only)
   type: dict
-  sample: {canary: {requests: 120, errors: 0, latencies: [0.004, 0.005]}, baseline: {requests: 1100, errors: 0,
-           latencies: [0.004]}}
+  sample: {canary: {requests: 120, errors: 0, latencies: [0.004, 0.005], consecutive_errors: 0},
+           baseline: {requests: 1100, errors: 0, latencies: [0.004], consecutive_errors: 0}}
 users:
   description: With O(by_user), per route and user id - C(requests), C(errors) and C(conversions); null without.
   returned: unless O(timeline_only)

@@ -174,3 +174,34 @@ def test_promote_sends_everyone_to_the_winner_or_refuses_without_one(ab, host_fo
     versions = {app: load_json(host_for(app), "/opt/sample-app/release-state.json")["slots"]["main"]["version"]
                 for app in lab_hosts("app")}
     assert set(versions.values()) == {version}, versions
+
+
+def test_a_variant_failing_its_users_is_stopped_by_the_report(ab, host_for):
+    """The guard rail: a new test whose variant a runs 2.0.1-bad (30 % of its requests fail). The next report
+    (as an AWX schedule would run it) proves its error rate over ab_test_max_error_rate (1 %), sends every user
+    back to the control and gives a's hosts the control's release; the run fails saying why."""
+    lb, service, _refused, _state, _traffic, _judged = ab
+    if lb != "haproxy":
+        pytest.skip("the guard rail is the report's, not the LB's: it runs behind HAProxy")
+    # After the promotion above, b is active and both pools run 2.0.0: a takes the bad release, b is the control.
+    bad_env = dict(app_environment("0.1"), SAMPLE_APP_ERROR_RATE="0.3")
+    started = run_under_traffic(service, "ab_test", {
+        "ab_test_split": {"a": 50, "b": 50}, "ab_test_versions": {"a": "2.0.1-bad"}, "ab_test_control": "b",
+        "ab_test_name": "exp2", "release_environment": bad_env}, rate=60.0, slow_share=0, tail_s=8.0,
+        probe_args=("--users", "200", "--user-header", "X-User-Id", "--cookie-jar"))
+    assert started.rc == 0, started.output[-4000:]
+    # Only the bad release failed requests (its 500s carry its version); b served without one.
+    assert started.failed and {r["version"] for r in started.failed} == {"2.0.1-bad"}, started.failed[:5]
+    stopped = run(service, "ab_report", {})
+    out = " ".join(stopped.stdout.split())
+    print(out[-1500:])
+    assert stopped.returncode != 0
+    assert "A/B test exp2 of exp was stopped by its guard rail (ab_test_max_error_rate 1.0 %)" in out, out[-3000:]
+    assert "which proves its error rate over the 1 % ceiling" in out and "Every user is on the control b" in out
+    after = state(host_for, service)
+    assert not after.get("ab_test") and after["active_pool"] == "b", after.get("ab_test")
+    assert after["history"][-1]["outcome"] == "stopped" and after["history"][-1]["winner"] == "b", after["history"][-1]
+    assert after["history"][-1]["guard"]["tripped"] == ["a"], after["history"][-1]["guard"]
+    versions = {app: load_json(host_for(app), "/opt/sample-app/release-state.json")["slots"]["main"]["version"]
+                for app in lab_hosts("app")}
+    assert set(versions.values()) == {"2.0.0"}, versions

@@ -247,6 +247,33 @@ def test_bad_release_after_the_flip_is_flipped_back(service, rollback, host_for)
     assert {r["version"] for r in run.records if r["t"] > back + FLIP_LATENCY[service.lb]} == {"1.0.0"}
 
 
+def test_a_dry_run_watch_reports_the_flip_back_it_would_have_made(service, rollback, host_for):
+    """blue_green_analysis_mode=dry_run: 2.0.1-bad goes live and stays live. The run says why the watch would have
+    flipped back - here the hard rule, 2 failed answers one after another (blue_green_max_consecutive_errors), under
+    a 50 % ceiling its 30 % errors cannot break - and the LB state records it; a rollback then takes it back."""
+    failure_case(service, only="haproxy-pools")
+    run = run_under_traffic(service, "blue_green", dict(
+        FAST, rollout_version="2.0.1-bad", blue_green_smoke_requests=0, blue_green_max_error_rate=50,
+        blue_green_max_consecutive_errors=2, blue_green_look_interval=2, blue_green_analysis_mode="dry_run"))
+    event = last_event(host_for, service, "rollout")
+    stayed = {lb: running_route(host_for, service, lb) for lb in LBS}
+    back = run_under_traffic(service, "rollback", {})
+    print("%s dry run: %s; would_flip_back %s" % (service.id, run.summary(), event.get("would_flip_back")))
+    out = " ".join(run.output.split())
+    assert run.rc == 0, out[-3000:]
+    assert "DRY RUN of the watch after the flip: it would have flipped back" in out, out[-3000:]
+    assert "one after another (blue_green_max_consecutive_errors 2)" in out, out[-3000:]
+    assert event["outcome"] == "succeeded" and event["analysis_mode"] == "dry_run", event
+    # The look's verdict came while the watch ran, and its end judged the whole window too.
+    assert any("in the first" in reason for reason in event["would_flip_back"]), event["would_flip_back"]
+    assert any("in the 5.0 s after the flip" in reason for reason in event["would_flip_back"]), event["would_flip_back"]
+    # Nothing was acted on: green served the bad release to the run's end.
+    assert stayed == {lb: "green" for lb in LBS}
+    assert any(r["version"] == "2.0.1-bad" for r in run.records if r["t"] > run.ended - 2)
+    assert back.rc == 0, back.output[-3000:]
+    assert_lbs_agree(host_for, service, "blue")
+
+
 def test_a_watch_that_saw_no_request_flips_back(service, rollback, host_for):
     """No traffic at all after the flip: the watch goes on for a second window, then fails and flips back - it
     never passes on no data."""

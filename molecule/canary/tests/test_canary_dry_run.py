@@ -26,7 +26,9 @@ def dry_run(host_for):
     reset_app("1.0.0")
     run = run_under_traffic(WEB, "canary", {
         "rollout_version": "2.0.1-bad", "release_environment": ERRORS, "canary_analysis_mode": "dry_run",
-        "canary_steps": [5], "canary_interval": 8, "canary_min_samples": 20, "canary_promote": False})
+        "canary_steps": [5], "canary_interval": 8, "canary_min_samples": 20, "canary_promote": False,
+        # Any failed canary request trips the hard rule: the look that first saw one names it.
+        "canary_max_consecutive_errors": 1})
     event = load_json(host_for(LBS[0]), "/var/lib/fleet-rollout/web/state.json")["history"][-1]
     stayed = live_version(host_for, CANARY)
     aborted = playbook("fleet.rollout.abort", WEB.extra_vars, "-e", "@molecule/resources/strategy.vars.yml")
@@ -42,6 +44,8 @@ def test_the_dry_run_reports_when_the_canary_would_have_been_rolled_back(dry_run
     assert step["analysis_mode"] == "dry_run" and step["would_count_as"] == "fail", step
     # The errors proved the ceiling broken at a look while the step ran, seconds into it.
     assert step["would_fail_at"] is not None and step["would_fail_at"]["t"] - step["started"] < 8, step
+    assert any("failed one after another (max_consecutive_errors 1) while the step ran" in reason
+               for reason in step["would_fail_at"]["reasons"]), step
     assert "DRY RUN, not acted on: this step would have failed the canary" in out, out[-3000:]
     assert "DRY RUN of the analysis: the canary would have been rolled back at step 5" in out, out[-3000:]
 

@@ -240,3 +240,35 @@ def test_the_table_shows_every_measure_and_the_doc_gets_it(table, metrics, tmp_p
     assert (tmp_path / "results.md").read_text() == text
     updated = doc.read_text()
     assert "old table" not in updated and text in updated and updated.endswith("<!-- /bench:strategies -->\n\nafter\n")
+
+
+def test_a_bad_release_is_measured_from_its_first_failure(metrics):
+    bad = [{"t": t, "status": status, "version": "2.0.1-bad", "dur": 0.01} for t, status in
+           ((10.0, 200), (10.5, 500), (11.0, 200), (13.2, 500), (14.0, 200))]
+    records = [rec(t) for t in (9.0, 12.0, 15.0, 19.0, 21.0)] + bad
+    found = metrics.bad_release(records, ended=20.0, rc=2)
+    # First failure 10.5; the bad release's last answer started at 14.0; the run (its rollback) ended at 20.0.
+    assert found == {"rolled_back": True, "first_failure_to_last_bad_s": 3.5, "first_failure_to_run_end_s": 9.5,
+                     "back_on_old": True}
+    # A run that did not fail did not roll back; the bad release still answering after the run is no way back.
+    late = metrics.bad_release(records + [dict(bad[0], t=22.0)], ended=20.0, rc=0)
+    assert late["rolled_back"] is False and late["back_on_old"] is False
+    assert metrics.bad_release([rec(1.0)], ended=5.0, rc=2)["first_failure_to_run_end_s"] is None
+
+
+def test_the_bad_release_table(table):
+    results = {"machine": "Linux, 2 cores", "when": "2026-12-07 09:00:00 UTC", "rate": 100.0, "strategies": [],
+               "bad_releases": [
+                   {"strategy": "canary_bad", "lb": "haproxy", "bad": True,
+                    "rollout": {"rc": 2, "sent": 3100, "failed": 6, "downtime_s": 0.0, "wall_s": 41.0},
+                    "bad_release": {"rolled_back": True, "first_failure_to_last_bad_s": 5.3,
+                                    "first_failure_to_run_end_s": 14.2, "back_on_old": True}},
+                   {"strategy": "blue_green_bad", "lb": "haproxy", "bad": True,
+                    "rollout": {"rc": 0, "sent": 3000, "failed": 900, "downtime_s": 0.0, "wall_s": 50.0},
+                    "bad_release": {"rolled_back": False, "first_failure_to_last_bad_s": 30.0,
+                                    "first_failure_to_run_end_s": 31.0, "back_on_old": False}}]}
+    text = table.tables(results)
+    assert "| strategy | LB | sent | failed | first failure → last bad answer | first failure → run end |" in text
+    assert "| canary_bad | haproxy | 3,100 | 6 | 5.3 s | 14.2 s | yes | yes |" in text
+    assert "| blue_green_bad | haproxy | 3,000 | 900 | 30.0 s | 31.0 s | **no** | **no** |" in text
+    assert "**Bad release**" not in table.tables(dict(results, bad_releases=[]))

@@ -105,7 +105,53 @@ def test_counts_merge_over_lbs_and_users_in_two_variants_are_found():
     assert several == ["u1"]
 
 
+def with_errors(sample: dict, errors: dict) -> dict:
+    """``sample`` with the first ``errors[variant]`` users of a variant failing one of their 3 requests each."""
+    for variant, count in errors.items():
+        for user in list(sample[variant])[:count]:
+            sample[variant][user]["errors"] = 1
+    return sample
+
+
+def test_a_variant_whose_errors_prove_the_ceiling_broken_stops_the_test():
+    # b converts far better, but 200 of its 3000 requests failed (6.7 %): proved over a 1 % ceiling, the test stops.
+    stop, _several = report(with_errors(users({"a": 0.10, "b": 0.30}, 1000), {"b": 200}), min_effect=5,
+                            max_error_rate=1.0)
+    assert stop["decision"] == "stop" and stop["winner"] is None, stop["table"]
+    assert stop["guard"]["tripped"] == ["b"] and stop["guard"]["p_values"]["b"] < 0.01, stop["guard"]
+    assert stop["reason"].startswith("stop the test, every user back to the control a - b: 200 of 3000 requests failed")
+    assert "decision: stop" in stop["table"]
+    # Without the guard rail the same numbers crown b; 15 failures in 3000 (0.5 %) prove nothing; a failing control
+    # shares the fault, so no variant is blamed.
+    assert report(with_errors(users({"a": 0.10, "b": 0.30}, 1000), {"b": 200}), min_effect=5)[0]["winner"] == "b"
+    few, _several = report(with_errors(users({"a": 0.10, "b": 0.30}, 1000), {"b": 15}), min_effect=5,
+                           max_error_rate=1.0)
+    assert few["decision"] == "winner" and few["guard"]["tripped"] == [], few["guard"]
+    shared, _several = report(with_errors(users({"a": 0.10, "b": 0.30}, 1000), {"a": 200, "b": 200}), min_effect=5,
+                              max_error_rate=1.0)
+    assert shared["decision"] != "stop" and "a fault the variants share" in shared["guard"]["reason"]
+
+
+def test_the_guard_rail_rarely_stops_a_variant_within_its_ceiling():
+    """Reports run again and again on a variant failing exactly at the ceiling stop it at most 1 - guard_confidence
+    of the time (the sequential test's bound); 400 simulated tests, a report every 50 requests up to 5,000."""
+    rng = random.Random(4)
+    stopped = 0
+    for _test in range(400):
+        errors = 0
+        for requests in range(1, 5001):
+            errors += rng.random() < 0.01
+            if requests % 50 == 0 and ab.guard({"a": {"errors": 0, "requests": requests},
+                                                "b": {"errors": errors, "requests": requests}},
+                                               "a", 1.0, 0.99)["tripped"]:
+                stopped += 1
+                break
+    assert stopped <= 8, stopped  # 1 % of 400 is 4; 8 leaves room for chance, a naive test stops far more
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    ({"max_error_rate": 100}, "max_error_rate: expected a percentage"),
+    ({"max_error_rate": 1, "guard_confidence": 0.2}, "guard_confidence: expected"),
     ({"control": "z"}, "control: 'z' is not one of the variants seen (a, b)"),
     ({"confidence": 1.0}, "confidence: expected"),
     ({"power": 0}, "power: expected"),

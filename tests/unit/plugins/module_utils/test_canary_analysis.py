@@ -101,7 +101,7 @@ def test_without_baseline_only_ceilings_count():
 def test_numbers_and_summary_line():
     result = ca.judge({"requests": 100, "errors": 1, "latencies": [0.01] * 99},
                       {"requests": 1000, "errors": 0, "latencies": [0.01] * 1000})
-    assert result["canary"] == {"requests": 100, "errors": 1, "error_rate": 1.0,
+    assert result["canary"] == {"requests": 100, "errors": 1, "consecutive_errors": 0, "error_rate": 1.0,
                                 "latency": {"samples": 99, "p50": 0.01, "p95": 0.01, "p99": 0.01}}
     assert result["verdict"] == ca.PASS  # 1 % is at, not over, the ceiling
     assert ca.summary_line(result) == ("PASS: canary 100 req, errors 1.00 %, p50 0.010 s; "
@@ -113,6 +113,7 @@ def test_numbers_and_summary_line():
     ({"max_error_rate": 120}, "max_error_rate: expected a percentage"),
     ({"latency_tolerance": -1}, "latency_tolerance: expected a number >= 0"),
     ({"min_samples": 0}, "min_samples: expected at least 1"),
+    ({"max_consecutive_errors": -1}, "max_consecutive_errors: expected a count >= 0"),
     ({"max_latency_p99": 0}, "max_latency_p99: expected seconds > 0"),
     ({"p_value": 0.1}, "unknown criteria: p_value"),
 ])
@@ -125,6 +126,7 @@ def test_bad_criteria_are_named(criteria, message):
     ({"requests": 5, "errors": 6}, "canary: expected 0 <= errors <= requests"),
     ({"requests": 1, "latencies": [0.1, 0.2]}, "canary: 2 latencies for 1 requests"),
     ({"requests": 1, "latencies": [-0.1]}, "canary: latencies must be seconds >= 0"),
+    ({"requests": 5, "errors": 2, "consecutive_errors": 3}, "canary: expected 0 <= consecutive_errors <= errors"),
 ])
 def test_bad_sides_are_named(canary, message):
     with pytest.raises(ValueError, match=message):
@@ -152,3 +154,23 @@ def test_an_interim_look_fails_only_errors_that_prove_the_ceiling_broken():
 def test_an_interim_look_keeps_the_criteria_checks():
     with pytest.raises(ValueError, match="max_error_rate: expected a percentage"):
         ca.judge({"requests": 1}, {"requests": 1}, {"max_error_rate": 120}, interim=True)
+
+
+def test_a_run_of_failures_trips_the_consecutive_limit_at_any_look():
+    rng = random.Random(3)
+    # 5 failures in a row among 8 requests: too few for the tests at the end, and the sequential test at
+    # a 30 % ceiling cannot tell yet - the hard limit ends the canary at either kind of look.
+    canary = {"requests": 8, "errors": 5, "consecutive_errors": 5, "latencies": [0.005] * 3}
+    criteria = {"max_error_rate": 30, "max_consecutive_errors": 5}
+    for interim in (True, False):
+        result = ca.judge(canary, side(rng, 240), criteria, interim=interim)
+        assert result["verdict"] == ca.FAIL, result
+        assert result["reasons"][0].startswith("5 canary requests failed one after another (max_consecutive_errors 5)")
+        assert not any("fewer than" in reason for reason in result["reasons"])
+    # One short of the limit, or no limit (0): nothing to fail on yet.
+    for limit in (6, 0):
+        result = ca.judge(canary, side(rng, 240), dict(criteria, max_consecutive_errors=limit), interim=True)
+        assert result["verdict"] == ca.INCONCLUSIVE, result
+    # A good canary of 150 requests with no run of failures passes with a limit set.
+    good = dict(side(rng, 150), consecutive_errors=0)
+    assert ca.judge(good, side(rng, 1700), {"max_consecutive_errors": 3})["verdict"] == ca.PASS

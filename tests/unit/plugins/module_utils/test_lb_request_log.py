@@ -88,8 +88,24 @@ def test_group_samples_from_haproxy():
         haproxy_line(120.0, "be_shop_main", "app1", 200, 5),         # after the window
     ]
     samples = group_samples(haproxy_records(lines, "shop"), {"canary": ["app1"], "baseline": ["app2"]}, 100, 110)
-    assert samples == {"canary": {"requests": 2, "errors": 1, "latencies": [0.005]},
-                       "baseline": {"requests": 1, "errors": 0, "latencies": [0.009]}}
+    assert samples == {"canary": {"requests": 2, "errors": 1, "latencies": [0.005], "consecutive_errors": 1},
+                       "baseline": {"requests": 1, "errors": 0, "latencies": [0.009], "consecutive_errors": 0}}
+
+
+def test_consecutive_errors_are_the_longest_run_in_time_order():
+    # Log lines out of time order (journald merges workers): the run is counted in the order of the requests.
+    statuses = {100.0: 500, 100.4: 500, 100.1: 500, 100.2: 200, 100.3: 503, 100.5: 500, 100.6: 502, 100.7: 200}
+    lines = [haproxy_line(ts, "be_shop_main", "app1", status, 5) for ts, status in statuses.items()]
+    lines.insert(3, haproxy_line(100.35, "be_shop_main", "app2", 200, 5))  # another group's success breaks no run
+    samples = group_samples(haproxy_records(lines, "shop"), {"canary": ["app1"], "baseline": ["app2"]}, 100, 110)
+    assert samples["canary"]["errors"] == 6
+    assert samples["canary"]["consecutive_errors"] == 4  # 100.3, 100.4, 100.5, 100.6
+    assert samples["baseline"]["consecutive_errors"] == 0
+    # The answers as users got them: app2's success at 100.35 ends a run (100.4-100.6 is the longest), the
+    # maintenance page neither counts nor breaks one.
+    summary = summarize(haproxy_records(lines + [haproxy_line(100.45, "be_shop_maintenance", "<NOSRV>", 503, 0)],
+                                        "shop"), 100, 110)
+    assert summary["failed_answers"] == 6 and summary["consecutive_failed"] == 3
 
 
 def test_group_samples_count_every_nginx_try():
@@ -103,8 +119,8 @@ def test_group_samples_count_every_nginx_try():
     records = nginx_records(lines, "shop")
     assert records[1]["attempts"] == [("10.0.0.1:8080", 502, 0.0), ("10.0.0.2:8080", 200, 0.009)]
     samples = group_samples(records, {"canary": ["10.0.0.1:8080"], "baseline": ["10.0.0.2:8080"]}, 0, 200)
-    assert samples == {"canary": {"requests": 2, "errors": 1, "latencies": [0.004]},
-                       "baseline": {"requests": 1, "errors": 0, "latencies": [0.009]}}
+    assert samples == {"canary": {"requests": 2, "errors": 1, "latencies": [0.004], "consecutive_errors": 1},
+                       "baseline": {"requests": 1, "errors": 0, "latencies": [0.009], "consecutive_errors": 0}}
 
 
 def test_nginx_tries_across_an_internal_redirect_and_odd_values():
