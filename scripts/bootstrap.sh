@@ -26,7 +26,7 @@ done
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
-APT_PACKAGES=(debootstrap haproxy nginx socat python3-venv shellcheck git)
+APT_PACKAGES=(debootstrap haproxy nginx prometheus socat python3-venv shellcheck git)
 [ "$want_docker" = 1 ] && APT_PACKAGES+=(docker.io)
 
 install_debian_packages() {
@@ -42,10 +42,13 @@ install_debian_packages() {
         exit 1
     fi
     log "installing Debian packages: ${missing[*]}"
-    # The haproxy/nginx packages are only used as binaries by the tests; keep
-    # their postinst from starting system services that grab ports 80/443.
+    # The haproxy/nginx/prometheus packages are only used as binaries by the
+    # tests (which start their own on loopback); keep their postinst from
+    # starting system services that grab ports 80/443/9090. A policy-rc.d this
+    # script adds goes again however the install ends (set -e exits on failure).
     local policy=/usr/sbin/policy-rc.d created_policy=0
     if [ ! -e "$policy" ]; then
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
         printf '#!/bin/sh\nexit 101\n' >"$policy"
         chmod 755 "$policy"
         created_policy=1
@@ -53,7 +56,10 @@ install_debian_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    [ "$created_policy" = 1 ] && rm -f "$policy"
+    if [ "$created_policy" = 1 ]; then
+        rm -f "$policy"
+        trap - EXIT
+    fi
     return 0
 }
 
