@@ -26,6 +26,10 @@ CASES = {
                           "value of canary_inconclusive must be one of: fail, pass, got: maybe"),
     "confidence-1.5": ({"canary_confidence": 1.5}, "canary_confidence: expected a probability"),
     "min-samples-0": ({"canary_min_samples": 0}, "canary_min_samples: expected at least 1"),
+    "prometheus-no-baseline-query": ({"canary_prometheus_url": "http://fleet-client:9090",
+                                      "canary_prometheus_queries": {"canary": {"error_rate": "vector(0)"}}},
+                                     "canary_prometheus_queries: expected {canary: {error_rate: <PromQL>}, baseline: "
+                                     "{error_rate: <PromQL>}} (latency optional) with canary_prometheus_url"),
     # The promotion runs ramped at the end of the canary; its input is checked before the first step.
     "slow-start-150": ({"ramped_slow_start": [150]},
                        "ramped_slow_start: expected a rising list of weights in percent, each 1-99"),
