@@ -290,7 +290,8 @@ def run_case(case: Case, rate: float) -> dict:
                                 tail_s=3.0 if case.bad else 2.0)
     if case.bad:
         return {"strategy": case.strategy, "lb": lb, "service": case.service.name, "bad": True,
-                "rollout": measure(rollout, stop(), lb), "bad_release": bad_release(rollout.records, rollout.ended, rollout.rc)}
+                "rollout": measure(rollout, stop(), lb), "bad_release": bad_release(rollout.records, rollout.ended, rollout.rc,
+                                           state_event(case.service).get("outcome", ""))}
     out = {"strategy": case.strategy, "lb": lb, "service": case.service.name,
            "rollout": measure(rollout, stop(), lb)}
     event = state_event(case.service)
@@ -474,7 +475,7 @@ def main() -> int:
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench_table.py"), args.out], check=True)
     good = all(row["rollout"]["rc"] == 0 and row.get("rollback", {}).get("rc", 0) == 0
                and row.get("rollback", {}).get("back_on_old") is not False for row in results["strategies"])
-    caught = all(row["bad_release"]["rolled_back"] and row["bad_release"]["back_on_old"] is not False
+    caught = all(row["bad_release"]["rolled_back"] and row["bad_release"]["back_on_old"] is True
                  for row in results["bad_releases"])
     return 0 if good and caught else 1
 

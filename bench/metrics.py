@@ -127,16 +127,17 @@ def comparison(peer: dict, ours: dict) -> dict:
     return {"sides": [peer, ours], "ratio_ours_peer": ratio(ours["median_wall_s"], peer["median_wall_s"])}
 
 
-def bad_release(records: list[dict], ended: float, rc: int, bad: str = "2.0.1-bad", old: str = "1.0.0") -> dict:
+def bad_release(records: list[dict], ended: float, rc: int, outcome: str = "", bad: str = "2.0.1-bad",
+                old: str = "1.0.0") -> dict:
     """What users met of a bad release: seconds from the first failed request (``is_failed``) to the start of the
-    last request the bad release answered, and to the run's end (its rollback done); whether the run failed (it
-    must: it rolls back on its own), and whether the requests after the run got ``old`` only (None: none
-    answered)."""
+    last request the bad release answered, and to the run's end (its rollback done); whether the run rolled it
+    back on its own (failed, with the outcome the LBs' state recorded: failed or flipped_back - not a run refused
+    before it started), and whether the requests after the run got ``old`` only (None: none answered)."""
     first = min((r["t"] for r in records if is_failed(r)), default=None)
     last_bad = max((r["t"] for r in records if r["version"] == bad), default=None)
     tail = {r["version"] for r in records if r["t"] > ended} - {None}
     return {
-        "rolled_back": rc != 0,
+        "rolled_back": rc != 0 and outcome in ("failed", "flipped_back"),
         "first_failure_to_last_bad_s": None if first is None or last_bad is None else round(last_bad - first, 1),
         "first_failure_to_run_end_s": None if first is None else round(ended - first, 1),
         "back_on_old": tail == {old} if tail else None,

@@ -14,8 +14,9 @@ those that give the test ``power`` to detect ``min_effect`` points over the cont
 The guard rail (``max_error_rate``): a variant other than the control whose errors prove its error
 rate over the ceiling stops the test - decision ``stop``, whatever the conversions say. The proof is
 the canary's sequential test (``_sequential``): its false-stop rate stays within
-1 - ``guard_confidence`` however often the report is run during the test. A variant is not blamed
-while the control's own errors prove it over the ceiling too (a fault both share).
+1 - ``guard_confidence`` however often the report is run during the test. While the control's own
+errors prove it over the ceiling too (a fault both share), a variant is stopped only when it fails
+more than the control by over the ceiling's points, with significance (two-proportion z-test).
 """
 
 from __future__ import annotations
@@ -99,15 +100,31 @@ def guard(counts: dict, control: str, max_error_rate: float | None, confidence: 
     alpha = 1.0 - confidence
     p_values = {name: always_valid_p(row["errors"], row["requests"], max_error_rate / 100.0)
                 for name, row in counts.items()}
-    proved = sorted(name for name, p in p_values.items() if p < alpha)
-    tripped = [] if control in proved else [name for name in proved if name != control]
-    reasons = ["%s: %d of %d requests failed, which proves its error rate over the %s %% ceiling (sequential test, "
-               "always-valid p=%.2g < %.2g)" % (name, counts[name]["errors"], counts[name]["requests"],
-                                                _number(max_error_rate), p_values[name], alpha)
-               for name in tripped]
-    if control in proved:
-        reasons = ["the control %s fails too (%d of %d requests): a fault the variants share, no variant is blamed"
-                   % (control, counts[control]["errors"], counts[control]["requests"])]
+    proved = sorted(name for name, p in p_values.items() if p < alpha and name != control)
+    base = counts[control]
+    if p_values[control] >= alpha:
+        tripped = proved
+        reasons = ["%s: %d of %d requests failed, which proves its error rate over the %s %% ceiling (sequential test, "
+                   "always-valid p=%.2g < %.2g)" % (name, counts[name]["errors"], counts[name]["requests"],
+                                                    _number(max_error_rate), p_values[name], alpha)
+                   for name in tripped]
+    else:
+        # The control breaks the ceiling too (a fault they share): a variant is blamed only for failing more than
+        # the control by over the ceiling's points, with significance (one-sided two-proportion z-test).
+        tripped, reasons = [], []
+        for name in proved:
+            row = counts[name]
+            difference = 100.0 * (row["errors"] / row["requests"] - base["errors"] / base["requests"])
+            p_worse = two_proportion_z(row["errors"], row["requests"], base["errors"], base["requests"], "greater")[1]
+            if difference > max_error_rate and p_worse < alpha:
+                tripped.append(name)
+                reasons.append("%s: %d of %d requests failed, %s points more than the control %s (%d of %d), which "
+                               "fails too (two-proportion z-test p=%.2g < %.2g)"
+                               % (name, row["errors"], row["requests"], _number(round(difference, 2)), control,
+                                  base["errors"], base["requests"], p_worse, alpha))
+        if not tripped:
+            reasons = ["the control %s fails too (%d of %d requests) and no variant fails more than %s points over "
+                       "it: a fault they share" % (control, base["errors"], base["requests"], _number(max_error_rate))]
     return {"max_error_rate": max_error_rate, "confidence": confidence, "p_values": p_values, "tripped": tripped,
             "reason": "; ".join(reasons)}
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import string
 from urllib.parse import urlencode, urlsplit
 
@@ -43,7 +44,9 @@ BODY_LIMIT = 16 * 1024 * 1024
 def expand(query: str, values: dict) -> str:
     """``query`` with its ``$name`` (or ``${name}``) placeholders replaced from ``values``; ``$$`` is a ``$``.
 
-    A list value becomes ``a|b|c``, for a regular expression match (``server=~"$canary_servers"``).
+    A list value becomes ``a|b|c``, for a regular expression match inside a PromQL string
+    (``server=~"$canary_servers"``): each item matches itself only, its regular expression
+    metacharacters escaped as a PromQL string needs them (``10.0.0.1:8080`` gives ``10\\.0\\.0\\.1:8080``).
     ValueError naming a placeholder that has no value, or a ``$`` that starts none.
     """
     if not isinstance(query, str):
@@ -61,9 +64,13 @@ def expand(query: str, values: dict) -> str:
                          % (str(exc).rstrip("."), query)) from None
 
 
+# RE2's metacharacters; in a PromQL string a backslash is itself written \\.
+_REGEX_SPECIAL = re.compile(r"([.^$*+?()\[\]{}|\\])")
+
+
 def _placeholder_value(name, value) -> str:
     if isinstance(value, (list, tuple)):
-        return "|".join(str(item) for item in value)
+        return "|".join(_REGEX_SPECIAL.sub(r"\\\\\1", str(item)) for item in value)
     if value is None or isinstance(value, dict):
         raise ValueError("placeholder $%s: expected a string, a number or a list, got %s"
                          % (name, "null" if value is None else "a dict"))

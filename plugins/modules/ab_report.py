@@ -23,8 +23,9 @@ description:
   - "Guard rail - with O(max_error_rate), a variant other than the control whose errors prove its error rate over
     that ceiling stops the test: decision V(stop), whatever the conversions say. The proof is a sequential test
     (fleet.rollout.canary_analysis's interim test) whose chance of stopping a variant within its ceiling stays under
-    1 - O(guard_confidence) however often the report is run. No variant is blamed while the control's errors prove
-    the control over the ceiling too."
+    1 - O(guard_confidence) however often the report is run. While the control's errors prove the control over the
+    ceiling too, a variant is stopped only when it fails more than the control by over the ceiling's points with
+    significance (one-sided two-proportion z-test)."
   - Counts a user seen in more than one variant (a sticky assignment never does) and returns them.
   - Pure Python (standard library). The numbers match statsmodels and SciPy to 1e-6 (the collection's unit tests
     check it).

@@ -67,7 +67,8 @@ options:
         C(backend), written C($window) or C(${window}) in a query (PromQL itself never uses C($); write C($$) for a
         C($)).
       - A list becomes its items joined with C(|), for a regular expression match such as
-        C(server=~"$canary_servers").
+        C(server=~"$canary_servers"); each item matches itself only (its regular expression metacharacters are
+        escaped as a PromQL string needs them, C(10.0.0.1:8080) giving C(10\\.0\\.0\\.1:8080)).
       - A placeholder without a value fails the module before Prometheus is asked.
     type: dict
     default: {}

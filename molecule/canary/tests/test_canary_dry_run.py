@@ -42,7 +42,8 @@ def test_the_dry_run_reports_when_the_canary_would_have_been_rolled_back(dry_run
     assert "ANALYSIS IN DRY RUN" in out
     step = event["steps"][0]
     assert step["analysis_mode"] == "dry_run" and step["would_count_as"] == "fail", step
-    # The errors proved the ceiling broken at a look while the step ran, seconds into it.
+    # A look while the step ran would have failed the canary seconds into it, here on the hard rule (any failed
+    # request, canary_max_consecutive_errors 1); the sequential test's looks are test_canary.py's bad release.
     assert step["would_fail_at"] is not None and step["would_fail_at"]["t"] - step["started"] < 8, step
     assert any("failed one after another (max_consecutive_errors 1) while the step ran" in reason
                for reason in step["would_fail_at"]["reasons"]), step

@@ -26,6 +26,13 @@ CASES = {
                           "value of canary_inconclusive must be one of: fail, pass, got: maybe"),
     "confidence-1.5": ({"canary_confidence": 1.5}, "canary_confidence: expected a probability"),
     "min-samples-0": ({"canary_min_samples": 0}, "canary_min_samples: expected at least 1"),
+    # The queries are tried once before anything changes: a placeholder without a value is refused then.
+    "prometheus-unknown-placeholder": ({"canary_prometheus_url": "http://fleet-client:9090",
+                                        "canary_prometheus_queries": {"canary": {"error_rate": "vector($nosuch)"},
+                                                                      "baseline": {"error_rate": "vector(0)"}}},
+                                       "canary_prometheus_url/canary_prometheus_queries: the queries could not be run on"
+                                       " http://fleet-client:9090 from fleet-lb1: queries.canary.error_rate: unknown"
+                                       " placeholder $nosuch"),
     "prometheus-no-baseline-query": ({"canary_prometheus_url": "http://fleet-client:9090",
                                       "canary_prometheus_queries": {"canary": {"error_rate": "vector(0)"}}},
                                      "canary_prometheus_queries: expected {canary: {error_rate: <PromQL>}, baseline: "

@@ -246,13 +246,15 @@ def test_a_bad_release_is_measured_from_its_first_failure(metrics):
     bad = [{"t": t, "status": status, "version": "2.0.1-bad", "dur": 0.01} for t, status in
            ((10.0, 200), (10.5, 500), (11.0, 200), (13.2, 500), (14.0, 200))]
     records = [rec(t) for t in (9.0, 12.0, 15.0, 19.0, 21.0)] + bad
-    found = metrics.bad_release(records, ended=20.0, rc=2)
+    found = metrics.bad_release(records, ended=20.0, rc=2, outcome="failed")
     # First failure 10.5; the bad release's last answer started at 14.0; the run (its rollback) ended at 20.0.
     assert found == {"rolled_back": True, "first_failure_to_last_bad_s": 3.5, "first_failure_to_run_end_s": 9.5,
                      "back_on_old": True}
     # A run that did not fail did not roll back; the bad release still answering after the run is no way back.
-    late = metrics.bad_release(records + [dict(bad[0], t=22.0)], ended=20.0, rc=0)
+    late = metrics.bad_release(records + [dict(bad[0], t=22.0)], ended=20.0, rc=0, outcome="succeeded")
     assert late["rolled_back"] is False and late["back_on_old"] is False
+    # A run that failed before it started (no rollback recorded) is no rollback either.
+    assert metrics.bad_release(records, ended=20.0, rc=2, outcome="succeeded")["rolled_back"] is False
     assert metrics.bad_release([rec(1.0)], ended=5.0, rc=2)["first_failure_to_run_end_s"] is None
 
 

@@ -129,7 +129,12 @@ def test_a_variant_whose_errors_prove_the_ceiling_broken_stops_the_test():
     assert few["decision"] == "winner" and few["guard"]["tripped"] == [], few["guard"]
     shared, _several = report(with_errors(users({"a": 0.10, "b": 0.30}, 1000), {"a": 200, "b": 200}), min_effect=5,
                               max_error_rate=1.0)
-    assert shared["decision"] != "stop" and "a fault the variants share" in shared["guard"]["reason"]
+    assert shared["decision"] != "stop" and "a fault they share" in shared["guard"]["reason"], shared["guard"]
+    # A control failing 3 % of its requests (over the ceiling too) does not hide a variant failing 17 % of them.
+    worse, _several = report(with_errors(users({"a": 0.10, "b": 0.30}, 1000), {"a": 90, "b": 500}), min_effect=5,
+                             max_error_rate=1.0)
+    assert worse["decision"] == "stop" and worse["guard"]["tripped"] == ["b"], worse["guard"]
+    assert "points more than the control a (90 of 3000), which fails too" in worse["guard"]["reason"]
 
 
 def test_the_guard_rail_rarely_stops_a_variant_within_its_ceiling():

@@ -24,6 +24,13 @@ def test_expand_fills_placeholders_and_joins_lists():
     assert out == 'sum(increase(x{proxy="app",server=~"web3|web4"}[5m])) * 100'
 
 
+def test_expand_makes_each_listed_name_match_itself_only():
+    # nginx names its servers address:port: the dots must not match any character. In a PromQL string a regular
+    # expression's backslash is written twice.
+    out = prom.expand('x{server=~"$servers"}', {"servers": ["10.0.0.1:8080", "fleet-app1", "a+b(c)"]})
+    assert out == r'x{server=~"10\\.0\\.0\\.1:8080|fleet-app1|a\\+b\\(c\\)"}'
+
+
 def test_expand_leaves_a_query_without_placeholders_alone_and_unescapes_dollars():
     assert prom.expand('up{job="a"}', {}) == 'up{job="a"}'
     assert prom.expand('label_replace(up, "x", "$$1", "job", "(.*)")', {}) == 'label_replace(up, "x", "$1", "job", "(.*)")'
