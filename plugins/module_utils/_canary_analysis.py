@@ -121,14 +121,13 @@ def judge(canary: dict, baseline: dict, criteria: dict | None = None, interim: b
     c = check_criteria(criteria or {})
     canary, baseline = check_side("canary", canary), check_side("baseline", baseline)
     alpha = 1.0 - float(c["confidence"])
+    result = _skeleton(canary, baseline, c)
     if interim:
-        return _interim(canary, baseline, c, alpha)
+        return _interim(result, canary, c, alpha)
     failures, notes = [], []
-    result = {"canary": describe(canary), "baseline": describe(baseline), "criteria": c}
 
     canary_rate = result["canary"]["error_rate"]
-    errors = {"ceiling": float(c["max_error_rate"]), "z": None, "p_value": None, "significant": False,
-              "difference": None}
+    errors = result["errors"]
     if canary_rate is not None and canary_rate > float(c["max_error_rate"]):
         failures.append("canary error rate %.2f %% is over the %.2f %% ceiling (%d of %d requests)"
                         % (canary_rate, float(c["max_error_rate"]), canary["errors"], canary["requests"]))
@@ -140,9 +139,8 @@ def judge(canary: dict, baseline: dict, criteria: dict | None = None, interim: b
             failures.append("canary error rate %.2f %% is higher than the baseline's %.2f %% (+%.2f points, "
                             "two-proportion z-test p=%.2g < %.2g)"
                             % (canary_rate, result["baseline"]["error_rate"], difference, p, alpha))
-    result["errors"] = errors
 
-    latency = {"u": None, "p_value": None, "significant": False, "p50_shift": None, "allowed_shift": None}
+    latency = result["latency"]
     if canary["latencies"] and baseline["latencies"]:
         u, p = mann_whitney_u(canary["latencies"], baseline["latencies"], alternative="greater")
         base_p50 = result["baseline"]["latency"]["p50"]
@@ -156,7 +154,6 @@ def judge(canary: dict, baseline: dict, criteria: dict | None = None, interim: b
     p99 = result["canary"]["latency"]["p99"]
     if c["max_latency_p99"] is not None and p99 is not None and p99 > float(c["max_latency_p99"]):
         failures.append("canary p99 latency %.3f s is over the %.3f s ceiling" % (p99, float(c["max_latency_p99"])))
-    result["latency"] = latency
 
     if not baseline["requests"]:
         notes.append("no baseline requests in the window: only the ceilings were checked")
@@ -196,12 +193,19 @@ def _streak_failure(canary: dict, c: dict) -> str | None:
     return None
 
 
-def _interim(canary: dict, baseline: dict, c: dict, alpha: float) -> dict:
+def _skeleton(canary: dict, baseline: dict, c: dict) -> dict:
+    """The result before any test: both sides described, the comparisons not made yet (None)."""
+    return {"canary": describe(canary), "baseline": describe(baseline), "criteria": c,
+            "errors": {"ceiling": float(c["max_error_rate"]), "z": None, "p_value": None, "significant": False,
+                       "difference": None},
+            "latency": {"u": None, "p_value": None, "significant": False, "p50_shift": None, "allowed_shift": None}}
+
+
+def _interim(result: dict, canary: dict, c: dict, alpha: float) -> dict:
     ceiling = float(c["max_error_rate"])
     p = always_valid_p(canary["errors"], canary["requests"], ceiling / 100.0)
-    result = {"canary": describe(canary), "baseline": describe(baseline), "criteria": c, "interim": True,
-              "errors": {"ceiling": ceiling, "sequential_p": p, "significant": p < alpha},
-              "latency": {"u": None, "p_value": None, "significant": False, "p50_shift": None, "allowed_shift": None}}
+    result["interim"] = True
+    result["errors"].update(sequential_p=p, significant=p < alpha)
     reasons = []
     if p < alpha:
         reasons.append("%d of %d canary requests failed while the step ran: its error rate is over the %.2f %% ceiling "

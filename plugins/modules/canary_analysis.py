@@ -180,8 +180,8 @@ errors:
   sample: {ceiling: 1.0, z: 9.1, p_value: 4.2e-20, significant: true, difference: 19.33}
   contains:
     sequential_p:
-      description: At an interim look, the sequential test's always-valid p-value (instead of C(z), C(p_value) and
-        C(difference)).
+      description: At an interim look, the sequential test's always-valid p-value (C(z), C(p_value) and
+        C(difference) are null then).
       returned: when O(interim) is true
       type: float
 interim:
