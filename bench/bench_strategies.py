@@ -289,9 +289,10 @@ def run_case(case: Case, rate: float) -> dict:
     rollout = run_under_traffic(case.service, case.rollout, case.rollout_vars, rate=rate, probe_args=USERS,
                                 tail_s=3.0 if case.bad else 2.0)
     if case.bad:
+        outcome = state_event(case.service).get("outcome", "")
         return {"strategy": case.strategy, "lb": lb, "service": case.service.name, "bad": True,
-                "rollout": measure(rollout, stop(), lb), "bad_release": bad_release(rollout.records, rollout.ended, rollout.rc,
-                                           state_event(case.service).get("outcome", ""))}
+                "rollout": measure(rollout, stop(), lb),
+                "bad_release": bad_release(rollout.records, rollout.ended, rollout.rc, outcome)}
     out = {"strategy": case.strategy, "lb": lb, "service": case.service.name,
            "rollout": measure(rollout, stop(), lb)}
     event = state_event(case.service)
