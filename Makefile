@@ -88,6 +88,7 @@ test: bootstrap artifacts collection-links ## run every test (sanity, units, lin
 	static_rc=0; wait $$static || static_rc=$$?; \
 	echo "--- static checks ($(STATIC_LOG)) ---"; cat $(STATIC_LOG); echo "--- end of static checks ---"; \
 	if [ $$static_rc != 0 ] || [ $$molecule_rc != 0 ]; then \
+		echo "--- failed tests ---"; python3 $(ROOT)/scripts/junit_summary.py --failures $(REPORTS)/*.xml; \
 		echo "make test: FAILED (static checks exit $$static_rc, molecule exit $$molecule_rc) after $$(( $$(date +%s) - start )) s"; exit 1; fi; \
 	echo "make test: everything passed in $$(( $$(date +%s) - start )) s"; \
 	python3 $(ROOT)/scripts/junit_summary.py --label tests $(REPORTS)/*.xml
@@ -96,9 +97,11 @@ sanity: bootstrap-nodocker sanity-tree ## ansible-test sanity
 	cd $(SANITY_TREE) && ansible-test sanity --venv --python $(PYTHON_VERSION) --requirements --color no
 
 units: bootstrap-nodocker sanity-tree ## ansible-test units (modules, module_utils, probe, sample app; real haproxy/nginx)
-	cd $(SANITY_TREE) && ansible-test units --venv --python $(PYTHON_VERSION) --requirements --color no
-	@mkdir -p $(REPORTS) && for kind in controller modules module_utils; do \
-		cp $(SANITY_TREE)/tests/output/junit/python$(PYTHON_VERSION)-$$kind-units.xml $(REPORTS)/units-$$kind.xml; done
+	@# The reports are kept when a test fails too: make test lists the failures at its end.
+	cd $(SANITY_TREE) && rc=0; ansible-test units --venv --python $(PYTHON_VERSION) --requirements --color no || rc=$$?; \
+		mkdir -p $(REPORTS) && for kind in controller modules module_utils; do \
+		cp $(SANITY_TREE)/tests/output/junit/python$(PYTHON_VERSION)-$$kind-units.xml $(REPORTS)/units-$$kind.xml 2>/dev/null; done; \
+		exit $$rc
 	@python3 $(ROOT)/scripts/junit_summary.py --label units $(REPORTS)/units-*.xml
 
 lint: bootstrap-nodocker collection-links ## ansible-lint (production profile) and yamllint

@@ -38,3 +38,26 @@ def test_junit_summary_fails_on_no_tests_failures_and_missing_reports(junit_summ
     assert junit_summary.main([write_report(tmp_path / "empty.xml", 0)]) == 1
     assert junit_summary.main([ok, write_report(tmp_path / "bad.xml", 3, failures=1)]) == 1
     assert junit_summary.main([ok, str(tmp_path / "missing.xml")]) == 1
+
+
+def test_junit_summary_lists_each_failed_test_with_its_message_and_traceback_end(junit_summary, tmp_path, capsys):
+    report = tmp_path / "molecule-faults.xml"
+    report.write_text(
+        '<testsuites><testsuite tests="3" failures="1" errors="1" skipped="0">'
+        '<testcase classname="tests.test_capacity" name="test_ok"/>'
+        '<testcase classname="tests.test_capacity" name="test_lost">'
+        '<failure message="AssertionError: assert 3 == 0">line 1\nE   assert 3 == 0</failure></testcase>'
+        '<testcase classname="tests.test_lb" name="test_setup"><error message="fixture broke"/></testcase>'
+        '</testsuite></testsuites>')
+    assert junit_summary.main(["--failures", str(report), str(tmp_path / "absent.xml")]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "FAILURE tests.test_capacity::test_lost",
+        "    AssertionError: assert 3 == 0",
+        "    | line 1",
+        "    | E   assert 3 == 0",
+        "ERROR tests.test_lb::test_setup",
+        "    fixture broke",
+    ]
+    write_report(tmp_path / "ok.xml", 2)
+    assert junit_summary.main(["--failures", str(tmp_path / "ok.xml")]) == 0
+    assert capsys.readouterr().out == ""
