@@ -8,6 +8,8 @@ SHELL := /bin/bash
 
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD := $(ROOT)/build
+# The collection's version, from galaxy.yml alone (the tarball's name and the EE's tag follow it).
+COLLECTION_VERSION := $(shell sed -n 's/^version: *//p' $(ROOT)/galaxy.yml)
 ARTIFACTS := $(BUILD)/artifacts
 COLLECTIONS := $(BUILD)/collections
 SANITY_TREE := $(BUILD)/sanity/ansible_collections/fleet/rollout
@@ -125,12 +127,12 @@ docs-check: bootstrap-nodocker collection-links ## fail when docs/reference diff
 # templates are checked against the playbooks and role specs by the units),
 # and the execution environment's build context is generated from the built
 # collection, whose EE metadata must be read.
-awx-check: bootstrap-nodocker collection-links collection-build ## AWX register playbook syntax, EE build context (ansible-builder create)
+awx-check: bootstrap-nodocker collection-links collection-build ee-context ## AWX register playbook syntax, EE build context (ansible-builder create)
 	cd $(ROOT) && ansible-playbook awx/register.yml --syntax-check
-	@rm -rf $(BUILD)/ee
-	cd $(ROOT) && ansible-builder create -f execution-environment.yml --context $(BUILD)/ee
 	@grep -q 'COPY _build/collections/ /tmp/fleet-rollout-collections/' $(BUILD)/ee/Dockerfile
-	@test -f $(BUILD)/ee/_build/collections/$$(basename $(BUILD)/dist/fleet-rollout-*.tar.gz)
+	@grep -q 'python3.11' $(BUILD)/ee/Dockerfile
+	@cmp -s $(BUILD)/ee/_build/collections/fleet-rollout.tar.gz $(BUILD)/dist/fleet-rollout-$(COLLECTION_VERSION).tar.gz \
+		|| { echo "awx-check: the EE context does not carry build/dist/fleet-rollout-$(COLLECTION_VERSION).tar.gz"; exit 1; }
 	@# Into a file first: grep -q stops reading at the first match, and introspect dies of the broken pipe.
 	cd $(ROOT) && ansible-builder introspect $(COLLECTIONS) > $(BUILD)/ee/introspect.txt
 	@grep -q 'matplotlib.*from collection fleet.rollout' $(BUILD)/ee/introspect.txt
@@ -159,6 +161,19 @@ smoke: bootstrap artifacts collection-links ## the smoke scenario alone
 	@rm -rf $(MOLECULE_STATE)
 	cd $(ROOT) && molecule test -s smoke --shared-state
 	@python3 $(ROOT)/scripts/junit_summary.py --label smoke $(REPORTS)/molecule-smoke.xml
+
+# The EE's build context from the tarball of galaxy.yml's version: refused when that tarball is missing or says
+# another version in its MANIFEST.json (an EE of a stale build).
+.PHONY: ee-context ee
+ee-context: bootstrap-nodocker
+	@python3 $(ROOT)/scripts/check_collection_tarball.py $(BUILD)/dist/fleet-rollout-$(COLLECTION_VERSION).tar.gz --version $(COLLECTION_VERSION)
+	@rm -rf $(BUILD)/ee $(BUILD)/ee-collection && mkdir -p $(BUILD)/ee-collection
+	cp $(BUILD)/dist/fleet-rollout-$(COLLECTION_VERSION).tar.gz $(BUILD)/ee-collection/fleet-rollout.tar.gz
+	cd $(ROOT) && ansible-builder create -f execution-environment.yml --context $(BUILD)/ee
+
+ee: collection-build ee-context ## build the execution environment image fleet-rollout-ee:<version> (needs docker or podman and quay.io)
+	cd $(ROOT) && ansible-builder build -f execution-environment.yml --context $(BUILD)/ee \
+		--container-runtime $$(command -v podman >/dev/null && echo podman || echo docker) -t fleet-rollout-ee:$(COLLECTION_VERSION)
 
 # --- benchmarks ---------------------------------------------------------------
 .PHONY: bench bench-lb bench-strategies

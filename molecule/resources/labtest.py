@@ -198,3 +198,35 @@ def without_volatile(snap: dict) -> dict:
         cols = line.split()
         return " ".join(cols[i] for i in (3, 5, 6, 7, 8)) if len(cols) > 8 else line
     return {key: ([server(line) for line in value] if key.endswith(":servers") else value) for key, value in snap.items()}
+
+
+class EventReceiver:
+    """A webhook on the controller (loopback) that keeps every rollout event POSTed to it, as a chat or an
+    incident tool would get them from ``rollout_notify_webhooks``."""
+
+    def __init__(self):
+        import http.server  # pylint: disable=import-outside-toplevel
+        import threading  # pylint: disable=import-outside-toplevel
+
+        self.events: list[dict] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                receiver.events.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/hook" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def of_run(self, run_id: str) -> list[dict]:
+        return [event for event in self.events if event.get("run") == run_id]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -16,7 +16,7 @@ import shutil
 
 import pytest
 
-from labtest import PROJECT, load_json, lab_hosts
+from labtest import PROJECT, EventReceiver, load_json, lab_hosts
 from rollout_run import LAB_SERVICES, reset_app, rollout_status, run_under_traffic
 
 APPS = lab_hosts("app")
@@ -50,15 +50,40 @@ def service(request):
 
 
 @pytest.fixture(scope="module")
-def good(service):
+def receiver():
+    """The rollout events' webhook (on the controller); every canary run of this module sends to it."""
+    hook = EventReceiver()
+    yield hook
+    hook.close()
+
+
+def notify(receiver, name: str, broken: bool = False) -> dict:
+    """Events to the receiver (and, with ``broken``, to a port nothing listens on) and to a task file that keeps
+    them in a file of its own, fresh for the run ``name``."""
+    events_file = os.path.join(PROJECT, "build", "rollout-events-%s.jsonl" % name)
+    if os.path.exists(events_file):
+        os.remove(events_file)
+    return {"rollout_notify_webhooks": [receiver.url] + (["http://127.0.0.1:9/closed"] if broken else []),
+            "rollout_notify_tasks": [os.path.join(PROJECT, "molecule", "resources", "notify_hook.yml")],
+            "rollout_notify_timeout": 2, "lab_events_file": events_file}
+
+
+def hook_events(run_vars: dict) -> list[dict]:
+    with open(run_vars["lab_events_file"], encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def good(service, receiver):
     """The good release through the one entry point (fleet.rollout.deploy), with fleet.rollout.status
-    run while the canary's steps go on."""
+    run while the canary's steps go on; its events go to a webhook, a dead one and a task file."""
     reset_app("1.0.0")
     shutil.rmtree(report_dir(service), ignore_errors=True)
-    return run_under_traffic(service, "deploy", dict(FAST, rollout_strategy="canary", rollout_version="2.0.0",
-                                                     canary_steps=GIVEN_STEPS[service.lb],
-                                                     rollout_report_dir=report_dir(service)),
-                             during=lambda: rollout_status(service), during_after_s=20)
+    run_vars = dict(FAST, rollout_strategy="canary", rollout_version="2.0.0", canary_steps=GIVEN_STEPS[service.lb],
+                    rollout_report_dir=report_dir(service), **notify(receiver, "good-%s" % service.lb, broken=True))
+    run = run_under_traffic(service, "deploy", run_vars, during=lambda: rollout_status(service), during_after_s=20)
+    run.vars = run_vars
+    return run
 
 
 def report_dir(service) -> str:
@@ -66,15 +91,17 @@ def report_dir(service) -> str:
 
 
 @pytest.fixture(scope="module", params=sorted(BAD_CASES))
-def bad(request):
+def bad(request, receiver):
     service = BAD_CASES[request.param]
     reset_app("1.0.0")
     environment = dict(BAD[request.param], SAMPLE_APP_PORT="8080", SAMPLE_APP_DATA_DIR="data")
     # The looks while the step runs fail it within seconds (the sequential test); the window's end, should they
     # not, judges at least 40 requests, which all answer well with 30 % errors 1 time in 1.6 million (0.7^40).
     samples = {"canary_min_samples": 40} if request.param == "errors" else {}
-    run = run_under_traffic(service, "canary", dict(FAST, rollout_version="2.0.1-bad",
-                                                    release_environment=environment, **samples))
+    run_vars = dict(FAST, rollout_version="2.0.1-bad", release_environment=environment, **samples,
+                    **notify(receiver, "bad-%s" % request.param))
+    run = run_under_traffic(service, "canary", run_vars)
+    run.vars = run_vars
     return request.param, service, run
 
 
@@ -225,6 +252,24 @@ def test_canary_share_follows_each_step(good, host_for, service):
     assert "canary step 1 of %d (%d %%" % (len(steps), steps[0]) in good.output and "PASS: canary" in good.output
 
 
+def test_the_good_canary_says_each_step_and_its_promotion_to_webhooks_and_task_files(good, host_for, service, receiver):
+    """rollout_notify_*: started, one step event per step with its verdict, promoted (with the report's path) -
+    to the webhook and, the same events, to the task file; a webhook nothing listens on is a warning only."""
+    assert good.rc == 0, good.output[-3000:]
+    run_id = last_event(host_for, service)["run"]
+    events = receiver.of_run(run_id)
+    steps = GOOD_STEPS[service.lb]
+    assert [e["event"] for e in events] == ["started"] + ["step"] * len(steps) + ["promoted"], events
+    assert [(float(e["step"]["weight"]), e["verdict"]) for e in events[1:-1]] == [(w, "pass") for w in steps], events
+    assert {(e["service"], e["strategy"], e["version"]) for e in events} == {(service.name, "canary", "2.0.0")}
+    last = events[-1]
+    assert last["outcome"] == "promoted" and last["report"] and os.path.exists(last["report"]), last
+    assert last["message"] == "canary of %s to 2.0.0: promoted" % service.name
+    assert [(e["event"], e["time"]) for e in hook_events(good.vars)] == [(e["event"], e["time"]) for e in events]
+    assert "webhook 2 of 2 did not take the started event" in good.said
+    assert "127.0.0.1:9" not in good.output  # a webhook's URL (often a token) is never said
+
+
 def test_bad_canary_fails_its_first_step_and_is_rolled_back(bad, host_for):
     kind, service, run = bad
     assert run.rc != 0
@@ -248,6 +293,15 @@ def test_bad_canary_fails_its_first_step_and_is_rolled_back(bad, host_for):
     for lb in LBS:
         assert {tuple(v) for v in run.samples[lb][-1]["servers"].values()} == {("UP", 100)}
         assert not host_for(lb).file("/var/lib/fleet-rollout/%s/lock.json" % service.name).exists
+
+
+def test_the_bad_canary_says_its_failed_step_and_that_it_was_rolled_back(bad, host_for, receiver):
+    _kind, service, run = bad
+    events = receiver.of_run(last_event(host_for, service)["run"])
+    assert [(e["event"], e["verdict"]) for e in events] == [("started", None), ("step", "fail"), ("rolled_back", None)]
+    assert int(events[1]["step"]["index"]) == 1 and events[1]["step"]["reasons"], events[1]
+    assert events[-1]["outcome"] == "failed" and "failed its analysis" in events[-1]["error"], events[-1]
+    assert [e["event"] for e in hook_events(run.vars)] == ["started", "step", "rolled_back"]
 
 
 def test_bad_release_reached_few_users(bad, host_for):

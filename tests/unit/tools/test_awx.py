@@ -106,16 +106,34 @@ def test_the_workflow_waits_for_an_approval_between_canary_and_promote(templates
     assert names[nodes["abort"]["unified_job_template"]["name"]]["playbook"] == "playbooks/abort.yml"
 
 
-def test_the_execution_environment_installs_this_collection(repo_root):
-    version = load_yaml(os.path.join(repo_root, "galaxy.yml"))["version"]
+def test_the_execution_environment_installs_this_collection_into_python_3_11(repo_root):
     ee = load_yaml(os.path.join(repo_root, "execution-environment.yml"))
     assert ee["version"] == 3
-    tarball = "fleet-rollout-%s.tar.gz" % version
-    assert [f["src"] for f in ee["additional_build_files"]] == ["build/dist/" + tarball]
+    # ansible-core 2.19 needs Python 3.11; awx-ee's own is 3.9.
+    assert ee["dependencies"]["python_interpreter"] == {"package_system": "python3.11", "python_path": "/usr/bin/python3.11"}
+    # The tarball under a fixed name (make ee-context copies galaxy.yml's version there): no version to keep in step.
+    assert [f["src"] for f in ee["additional_build_files"]] == ["build/ee-collection/fleet-rollout.tar.gz"]
     requirements = load_yaml(os.path.join(repo_root, ee["dependencies"]["galaxy"]))
-    assert requirements["collections"][0] == {"name": "/tmp/fleet-rollout-collections/" + tarball, "type": "file"}
+    assert requirements["collections"] == [{"name": "/tmp/fleet-rollout-collections/fleet-rollout.tar.gz", "type": "file"}]
     assert "COPY _build/collections/ /tmp/fleet-rollout-collections/" in ee["additional_build_steps"]["prepend_galaxy"]
     core = load_yaml(os.path.join(repo_root, "meta", "runtime.yml")).get("requires_ansible", "")
     assert core and ee["dependencies"]["ansible_core"]["package_pip"].startswith("ansible-core==")
     collection_ee = load_yaml(os.path.join(repo_root, "meta", "execution-environment.yml"))
     assert os.path.isfile(os.path.join(repo_root, collection_ee["dependencies"]["python"]))
+    version = load_yaml(os.path.join(repo_root, "galaxy.yml"))["version"]
+    for name in ("execution-environment.yml", "ee/requirements.yml"):
+        with open(os.path.join(repo_root, name), encoding="utf-8") as handle:
+            assert version not in handle.read(), name  # galaxy.yml alone says the version
+
+
+def test_a_blank_optional_answer_awx_sends_as_null_falls_back_to_the_default(repo_root):
+    """AWX 24 sends a blank optional survey answer as null: a play's groups must treat null as not given."""
+    for path in sorted(glob.glob(os.path.join(repo_root, "playbooks", "*.yml"))):
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        for variable, default in (("rollout_app_group", "app"), ("rollout_lb_group", "lb")):
+            assert "%s | default('%s')" % (variable, default) not in text, (path, variable)
+        for play in load_yaml(path) or []:
+            hosts = play.get("hosts", "")
+            if "rollout_app_group" in hosts:
+                assert "rollout_app_group | default('app', true)" in hosts, (path, hosts)

@@ -45,3 +45,12 @@ def test_the_example_keeps_secrets_out_and_the_admin_socket_local(repo_root):
     assert app["release_environment"]["DATABASE_URL"].strip() == "{{ vault_shop_database_url }}"
     assert app["release_artifact_url"].startswith("https://") and "release_sha256" in app
     assert load(repo_root, "group_vars", "lb.yml")["haproxy_socket"].startswith("/")
+
+
+def test_every_file_at_the_top_of_the_example_is_an_inventory_source(repo_root):
+    """Ansible reads every top-level file of an inventory directory as an inventory: any other file there (an
+    example vault) makes every run warn that it failed to parse it."""
+    top = os.path.join(repo_root, "inventories", "example")
+    files = sorted(name for name in os.listdir(top) if os.path.isfile(os.path.join(top, name)))
+    assert files == ["hosts.yml"], files
+    assert os.path.isfile(os.path.join(top, "group_vars", "app", "vault.yml.example"))

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 
 
-def make_tarball(path, names):
+def make_tarball(path, names, version="0.1.0"):
     with tarfile.open(path, "w:gz") as tar:
         for name in names:
+            data = json.dumps({"collection_info": {"version": version}}).encode() if name == "MANIFEST.json" else b"x\n"
             info = tarfile.TarInfo(name)
-            info.size = 2
-            tar.addfile(info, io.BytesIO(b"x\n"))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
 
 
 def test_tarball_with_tests_or_molecule_is_rejected(tarball_check, tmp_path):
-    good = ["MANIFEST.json", "FILES.json", "meta/runtime.yml", "README.md", "plugins/modules/x.py"]
+    good = ["MANIFEST.json", "FILES.json", "meta/runtime.yml", "README.md", "LICENSE", "plugins/modules/x.py"]
     make_tarball(tmp_path / "good.tar.gz", good)
     assert tarball_check.check(str(tmp_path / "good.tar.gz")) == []
     make_tarball(tmp_path / "bad.tar.gz", good[1:] + ["tests/unit/test_x.py", "molecule/smoke/molecule.yml"])
@@ -23,6 +25,16 @@ def test_tarball_with_tests_or_molecule_is_rejected(tarball_check, tmp_path):
     assert "missing MANIFEST.json" in problems
     assert "must not ship tests/unit/test_x.py" in problems
     assert "must not ship molecule/smoke/molecule.yml" in problems
+
+
+def test_tarball_of_another_version_than_galaxy_yml_or_missing_is_rejected(tarball_check, tmp_path):
+    names = ["MANIFEST.json", "FILES.json", "meta/runtime.yml", "README.md", "LICENSE"]
+    make_tarball(tmp_path / "c.tar.gz", names, version="0.1.0")
+    assert tarball_check.check(str(tmp_path / "c.tar.gz"), "0.1.0") == []
+    assert tarball_check.check(str(tmp_path / "c.tar.gz"), "0.2.0") == [
+        "is version 0.1.0, galaxy.yml says 0.2.0: run make collection-build"]
+    assert tarball_check.check(str(tmp_path / "absent.tar.gz"), "0.1.0")[0].startswith("cannot be read")
+    assert tarball_check.main([str(tmp_path / "absent.tar.gz"), "--version", "0.1.0"]) == 1
 
 
 def write_report(path, tests, failures=0, skipped=0):

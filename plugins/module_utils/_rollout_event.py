@@ -1,0 +1,163 @@
+# Copyright: fleet.rollout contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Rollout events: what a run says to the outside (chat, incident tools, CI) as it goes.
+
+An event is one JSON object: ``event`` (one of ``EVENTS``), the service, strategy, version, the run's id,
+the step and its verdict where there is one, the run's outcome and error, the report's path and one line a
+person reads. ``final_event`` names the event a run ends with from what it recorded in the LB history;
+``send`` posts an event to webhooks and never raises: a notification that cannot be made must not change
+how a rollout ends."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+EVENTS = ("started", "step", "paused", "promoted", "aborted", "failed", "rolled_back", "succeeded")
+
+# Record outcomes whose event does not depend on anything else.
+_BY_OUTCOME = {
+    "succeeded": "succeeded",
+    "unchanged": "succeeded",
+    "promoted": "promoted",
+    # A canary waiting for its promotion, an A/B test running until one is promoted.
+    "awaiting_promotion": "paused",
+    "started": "paused",
+    "flipped_back": "rolled_back",
+}
+
+
+def final_event(record, error: str = "", override: str = "") -> str:
+    """The event a run ends with, from the event it recorded (``rollout_common_record``) and its error.
+
+    A failed or stopped run whose change was taken back from users (a canary's hosts put back, an A/B
+    test's users sent back to the control) ended ``rolled_back``; one that left part of the fleet on the new
+    release, or never reached users, ``failed``. ``override`` is a caller's own name for a run that went as
+    it should (``aborted``: a take-back that worked); a run with an error is named as any other."""
+    if override and override not in EVENTS:
+        raise ValueError("event: expected one of %s, got %r" % (", ".join(EVENTS), override))
+    if override and not error:
+        return override
+    if not isinstance(record, dict) or not record:
+        return "failed" if error else "succeeded"
+    outcome = str(record.get("outcome") or "")
+    if record.get("event") == "rollback":
+        return "rolled_back" if outcome in ("succeeded", "unchanged") else "failed"
+    if outcome in _BY_OUTCOME:
+        return _BY_OUTCOME[outcome]
+    if outcome in ("failed", "stopped"):
+        took_back = bool(record.get("rolled_back")) and record.get("phase") != "promote"
+        guard = record.get("strategy") == "ab_test" and bool(record.get("guard"))
+        return "rolled_back" if took_back or guard else "failed"
+    return "failed" if error or outcome else "succeeded"
+
+
+def message(event: dict) -> str:
+    """One line for people: ``canary of shop to 2.0.0: step 2 (10 %) pass``."""
+    head = "%s of %s to %s" % (event.get("strategy") or "rollout", event.get("service") or "?", event.get("version") or "?")
+    name = event.get("event")
+    if name == "step":
+        step = event.get("step") or {}
+        text = "%s: step %s" % (head, step.get("index", "?"))
+        if step.get("weight") is not None:
+            text += " (%s %%)" % step["weight"]
+        return text + " %s" % (event.get("verdict") or "done")
+    text = "%s: %s" % (head, str(name).replace("_", " "))
+    if event.get("error"):
+        text += " - %s" % event["error"]
+    return text
+
+
+def build(name: str, run: dict, step=None, verdict=None, record=None, report=None, now=None) -> dict:
+    """The event ``name`` of the run ``run`` (service, strategy, version, id, owner, started)."""
+    if name not in EVENTS:
+        raise ValueError("event: expected one of %s, got %r" % (", ".join(EVENTS), name))
+    record = record if isinstance(record, dict) else {}
+    event = {
+        "event": name,
+        "service": run.get("service"),
+        "strategy": record.get("strategy") or run.get("strategy"),
+        "version": record.get("version") or run.get("version"),
+        "run": run.get("id"),
+        "owner": run.get("owner"),
+        "started": run.get("started"),
+        "time": round(time.time() if now is None else now, 3),
+        "step": step,
+        "verdict": verdict,
+        "outcome": record.get("outcome"),
+        "error": record.get("error") or run.get("error") or None,
+        "report": report or None,
+    }
+    event["message"] = message(event)
+    return event
+
+
+def _webhook(entry) -> dict:
+    if isinstance(entry, str):
+        return {"url": entry, "headers": {}}
+    if isinstance(entry, dict) and isinstance(entry.get("url"), str):
+        return {"url": entry["url"], "headers": dict(entry.get("headers") or {})}
+    raise ValueError("each webhook: expected a URL or {url: ..., headers: {...}}, got %s" % type(entry).__name__)
+
+
+def webhook_problems(webhooks) -> list[str]:
+    """What is wrong with a list of webhooks, said without their URLs (they often carry a token)."""
+    if not isinstance(webhooks, list):
+        return ["expected a list of URLs or {url, headers}, got %s" % type(webhooks).__name__]
+    problems = []
+    for index, entry in enumerate(webhooks):
+        try:
+            hook = _webhook(entry)
+        except ValueError as exc:
+            problems.append("item %d: %s" % (index + 1, exc))
+            continue
+        if not hook["url"].startswith(("http://", "https://")):
+            problems.append("item %d: expected an http:// or https:// URL" % (index + 1))
+        if not all(isinstance(v, str) for v in hook["headers"].values()):
+            problems.append("item %d: header values must be strings" % (index + 1))
+    return problems
+
+
+def _post(hook: dict, body: bytes, timeout: float) -> dict:
+    started = time.monotonic()
+    headers = {"Content-Type": "application/json", "User-Agent": "fleet.rollout"}
+    headers.update(hook["headers"])
+    request = urllib.request.Request(hook["url"], data=body, headers=headers, method="POST")
+    result = {"status": None, "error": None}
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec: URLs are the user's own
+            response.read(65536)
+            result["status"] = response.status
+    except urllib.error.HTTPError as exc:
+        result["status"] = exc.code
+        result["error"] = "HTTP %d" % exc.code
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        result["error"] = str(getattr(exc, "reason", exc)) or type(exc).__name__
+    result["seconds"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def send(webhooks, event: dict, timeout: float = 5.0) -> list[dict]:
+    """POST ``event`` as JSON to every webhook at once; one result per webhook, in order, never raising.
+
+    A result names the webhook by its place in the list (``index``, from 1), not its URL."""
+    problems = webhook_problems(webhooks)
+    if problems:
+        return [{"index": 0, "status": None, "error": "; ".join(problems), "seconds": 0.0}]
+    hooks = [_webhook(entry) for entry in webhooks]
+    body = json.dumps(event, sort_keys=True).encode()
+    results: list = [None] * len(hooks)
+
+    def worker(position: int) -> None:
+        results[position] = dict(_post(hooks[position], body, timeout), index=position + 1)
+
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(len(hooks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout + 1.0)
+    return [result or {"index": n + 1, "status": None, "error": "no answer in time", "seconds": timeout}
+            for n, result in enumerate(results)]
