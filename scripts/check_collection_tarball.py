@@ -10,12 +10,32 @@ tarball would carry another release of the collection than the one tested.
 from __future__ import annotations
 
 import json
+import posixpath
+import re
 import sys
 import tarfile
+
+# A Markdown link's target: relative ones must name a file or directory the tarball ships.
+LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 FORBIDDEN_TOP = {"tests", "molecule", "tools", "scripts", "build", "bench", ".ci", ".config", ".git", ".pytest_cache", "ansible.cfg",
                  "rollout-reports"}
 REQUIRED = {"MANIFEST.json", "FILES.json", "meta/runtime.yml", "README.md", "LICENSE"}
+
+
+def broken_links(docs: dict[str, str], names: set[str]) -> list[tuple[str, str]]:
+    """(document, link) for every relative link of the shipped Markdown whose target is not shipped."""
+    shipped = names | {posixpath.dirname(name) for name in names}
+    broken = []
+    for doc, text in sorted(docs.items()):
+        for match in LINK.finditer(text):
+            link = match.group(1)
+            if re.match(r"^[a-z][a-z0-9+.-]*:", link) or link.startswith("#"):
+                continue
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(doc), link.split("#", 1)[0]))
+            if target not in shipped:
+                broken.append((doc, link))
+    return broken
 
 
 def check(path: str, version: str | None = None) -> list[str]:
@@ -29,9 +49,13 @@ def check(path: str, version: str | None = None) -> list[str]:
         if version is not None and "MANIFEST.json" in names:
             member = next(m for m in tar.getmembers() if m.name.lstrip("./") == "MANIFEST.json")
             manifest = json.load(tar.extractfile(member))
+        docs = {name: tar.extractfile(member).read().decode("utf-8", "replace")
+                for member in tar.getmembers() if member.isfile()
+                for name in [member.name.lstrip("./")] if name.endswith(".md")}
     problems = ["missing %s" % name for name in sorted(REQUIRED - names)]
     shipped = sorted(name for name in names if name.split("/", 1)[0] in FORBIDDEN_TOP)
     problems += ["must not ship %s" % name for name in shipped]
+    problems += ["%s links to %s, which the tarball does not ship" % (doc, link) for doc, link in broken_links(docs, names)]
     if manifest is not None:
         found = manifest.get("collection_info", {}).get("version")
         if found != version:

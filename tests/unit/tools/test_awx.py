@@ -57,9 +57,20 @@ def test_one_template_per_strategy_and_operation(templates):
 def test_every_template_runs_a_playbook_of_the_project(templates, repo_root):
     for name, template in templates.items():
         assert os.path.isfile(os.path.join(repo_root, template["playbook"])), name
-        assert template["job_type"] == "run" and template["survey_enabled"] is True, name
+        assert template["survey_enabled"] is True, name
+        if template["job_type"] == "check":
+            # The plan: check mode changes nothing, so it may run beside a rollout.
+            assert name == "plan.json" and template["playbook"] == "playbooks/deploy.yml", name
+            continue
+        assert template["job_type"] == "run", name
         # One rollout of a service at a time is the lock's job too, but AWX should not even start a second.
         assert template["allow_simultaneous"] is False, name
+
+
+def test_the_plan_template_offers_every_strategy_in_check_mode(templates):
+    plan = templates["plan.json"]
+    strategy = next(q for q in plan["survey_spec"]["spec"] if q["variable"] == "rollout_strategy")
+    assert set(strategy["choices"]) == STRATEGIES and plan["job_type"] == "check"
 
 
 def test_survey_questions_are_documented_variables_with_valid_answers(templates, role_variables):
@@ -83,6 +94,16 @@ def test_survey_questions_are_documented_variables_with_valid_answers(templates,
         variables = [q["variable"] for q in spec]
         if template["playbook"] == "playbooks/deploy.yml":
             assert variables[:2] == ["rollout_version", "rollout_service"] and spec[0]["required"] is True, name
+
+
+def test_a_choice_always_has_an_answer(templates):
+    """A blank optional choice reaches the playbook as null (AWX 24), which a role reads as false or empty, not as
+    its default: every choice is required, with the role's default as the survey's."""
+    for name, template in templates.items():
+        for question in template["survey_spec"]["spec"]:
+            if question["type"] in ("multiplechoice", "multiselect"):
+                where = "%s: %s" % (name, question["variable"])
+                assert question["required"] is True and question.get("default") in question["choices"], where
 
 
 def test_the_workflow_waits_for_an_approval_between_canary_and_promote(templates, repo_root):

@@ -27,6 +27,13 @@ def test_tarball_with_tests_or_molecule_is_rejected(tarball_check, tmp_path):
     assert "must not ship molecule/smoke/molecule.yml" in problems
 
 
+def test_shipped_docs_linking_to_files_the_tarball_does_not_ship_are_rejected(tarball_check):
+    names = {"README.md", "docs/a.md", "docs/images/x.png", "plugins/modules/m.py"}
+    docs = {"README.md": "[a](docs/a.md) [web](https://x.org/y) [here](#top) [img](docs/images/x.png) [dir](docs/)",
+            "docs/a.md": "[up](../README.md#install) [lab](../molecule/x.yml) [m](../plugins/modules/m.py)"}
+    assert tarball_check.broken_links(docs, names) == [("docs/a.md", "../molecule/x.yml")]
+
+
 def test_tarball_of_another_version_than_galaxy_yml_or_missing_is_rejected(tarball_check, tmp_path):
     names = ["MANIFEST.json", "FILES.json", "meta/runtime.yml", "README.md", "LICENSE"]
     make_tarball(tmp_path / "c.tar.gz", names, version="0.1.0")
