@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 
 import pytest
 
-from labtest import (HAPROXY_CLI, assert_lbs_agree_unlocked, haproxy_servers as servers, haproxy_stat as stat, lab_hosts,
+from labtest import (HAPROXY_CLI, PROJECT, assert_lbs_agree_unlocked, haproxy_servers as servers, haproxy_stat as stat, lab_hosts,
                      lb_views, live_version, rollout_locks, wait_for)
 from rollout_run import LAB_SERVICES, Run, docker, playbook, reset_app, run_under_traffic
 
@@ -26,6 +27,7 @@ LBS = lab_hosts("lb")
 WEB = LAB_SERVICES["haproxy"]
 HELD, DOWN, LOST = APPS[1], APPS[2], APPS[1]
 STATE_FILE = "/var/lib/fleet-rollout/web/state.json"
+HOLD_HOOK = os.path.join(PROJECT, "molecule", "resources", "hold_hook.yml")
 
 
 def runtime(lb: str, command: str) -> None:
@@ -129,8 +131,10 @@ def lost(capacity):  # after the capacity runs (they share the fleet)
         return time.time()
 
     try:
+        # The host waits 6 s before its switch (hold_hook.yml): the pause lands in its batch, not after it.
         run = run_under_traffic(WEB, "ramped", {"rollout_version": "2.0.0", "ramped_batches": 1, "ramped_failure_budget": 1,
-                                                "ramped_host_timeout": 5, "release_health_timeout": 10},
+                                                "ramped_host_timeout": 5, "release_health_timeout": 10,
+                                                "release_hooks": {"before_activate": [HOLD_HOOK]}, "lab_hold_hosts": [LOST]},
                                 during=pause_once_drained, during_after_s=0, report=True)
         during = {lb: servers(lb) for lb in LBS}
         locks_during = rollout_locks()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from labtest import (LAB_INVENTORY, assert_lbs_agree_unlocked, haproxy_servers, haproxy_stat, lab_hosts, lb_views,
+from labtest import (LAB_INVENTORY, PROJECT, assert_lbs_agree_unlocked, haproxy_servers, haproxy_stat, lab_hosts, lb_views,
                      live_version, load_json, rollout_locks)
 from rollout_run import LAB_SERVICES, Run, docker, reset_app, run_under_traffic
 
@@ -31,6 +31,7 @@ RUN = {"rollout_version": "2.0.0", "ramped_batches": 1}
 # The host whose release state file goes missing before the rerun: one the interrupted run never reached.
 LOST_STATE = APPS[2]
 STATE = "/opt/sample-app/release-state.json"
+HOLD_HOOK = os.path.join(PROJECT, "molecule", "resources", "hold_hook.yml")
 
 
 def drained_everywhere() -> str | None:
@@ -71,7 +72,10 @@ class Interrupted:
 @pytest.fixture(scope="module")
 def interrupted():
     reset_app("1.0.0")
-    run = run_under_traffic(WEB, "ramped", RUN, during=interrupt_once_drained, during_after_s=0, report=True)
+    # Each host waits 6 s before its switch (hold_hook.yml): the interrupt lands between the first batch's drain
+    # and its return to rotation, however slow the machine is.
+    run = run_under_traffic(WEB, "ramped", dict(RUN, release_hooks={"before_activate": [HOLD_HOOK]}, lab_hold_hosts=APPS),
+                            during=interrupt_once_drained, during_after_s=0, report=True)
     assert run.during, run.output[-3000:]
     host, _at = run.during
     # The run is gone; give HAProxy a moment so the states read are settled ones.
