@@ -90,7 +90,7 @@ test: bootstrap artifacts collection-links ## run every test (sanity, units, lin
 	static_rc=0; wait $$static || static_rc=$$?; \
 	echo "--- static checks ($(STATIC_LOG)) ---"; cat $(STATIC_LOG); echo "--- end of static checks ---"; \
 	if [ $$static_rc != 0 ] || [ $$molecule_rc != 0 ]; then \
-		echo "--- failed tests ---"; python3 $(ROOT)/scripts/junit_summary.py --failures $(REPORTS)/*.xml; \
+		echo "--- failed tests ---"; python3 $(ROOT)/scripts/junit_summary.py --failures $(REPORTS)/*.xml || true; \
 		echo "make test: FAILED (static checks exit $$static_rc, molecule exit $$molecule_rc) after $$(( $$(date +%s) - start )) s"; exit 1; fi; \
 	echo "make test: everything passed in $$(( $$(date +%s) - start )) s"; \
 	python3 $(ROOT)/scripts/junit_summary.py --label tests $(REPORTS)/*.xml
@@ -102,7 +102,7 @@ units: bootstrap-nodocker sanity-tree ## ansible-test units (modules, module_uti
 	@# The reports are kept when a test fails too: make test lists the failures at its end.
 	cd $(SANITY_TREE) && rc=0; ansible-test units --venv --python $(PYTHON_VERSION) --requirements --color no || rc=$$?; \
 		mkdir -p $(REPORTS) && for kind in controller modules module_utils; do \
-		cp $(SANITY_TREE)/tests/output/junit/python$(PYTHON_VERSION)-$$kind-units.xml $(REPORTS)/units-$$kind.xml 2>/dev/null; done; \
+		cp $(SANITY_TREE)/tests/output/junit/python$(PYTHON_VERSION)-$$kind-units.xml $(REPORTS)/units-$$kind.xml 2>/dev/null || true; done; \
 		exit $$rc
 	@python3 $(ROOT)/scripts/junit_summary.py --label units $(REPORTS)/units-*.xml
 
@@ -165,7 +165,7 @@ smoke: bootstrap artifacts collection-links ## the smoke scenario alone
 # The EE's build context from the tarball of galaxy.yml's version: refused when that tarball is missing or says
 # another version in its MANIFEST.json (an EE of a stale build).
 .PHONY: ee-context ee
-ee-context: bootstrap-nodocker
+ee-context: bootstrap-nodocker collection-build
 	@python3 $(ROOT)/scripts/check_collection_tarball.py $(BUILD)/dist/fleet-rollout-$(COLLECTION_VERSION).tar.gz --version $(COLLECTION_VERSION)
 	@rm -rf $(BUILD)/ee $(BUILD)/ee-collection && mkdir -p $(BUILD)/ee-collection
 	cp $(BUILD)/dist/fleet-rollout-$(COLLECTION_VERSION).tar.gz $(BUILD)/ee-collection/fleet-rollout.tar.gz

@@ -33,7 +33,11 @@ def count(path: str) -> dict:
 
 def failures(path: str, tail: int = 12) -> list[str]:
     lines = []
-    for case in ET.parse(path).getroot().iter("testcase"):
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:  # a run killed while writing its report
+        return ["UNREADABLE %s (%s)" % (path, exc)]
+    for case in root.iter("testcase"):
         for problem in list(case.findall("failure")) + list(case.findall("error")):
             name = "%s::%s" % (case.get("classname", "?"), case.get("name", "?"))
             lines.append("%s %s" % (problem.tag.upper(), name))

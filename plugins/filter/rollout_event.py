@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ansible_collections.fleet.rollout.plugins.module_utils._rollout_event import build, final_event, webhook_problems
 
 
@@ -19,9 +21,18 @@ def rollout_final_event(record, error="", override="") -> str:
 
 def rollout_notify_problems(webhooks, tasks=None, timeout=5) -> list[str]:
     """What is wrong with rollout_notify_webhooks, rollout_notify_tasks and rollout_notify_timeout."""
-    problems = ["rollout_notify_webhooks: " + problem for problem in webhook_problems(webhooks if webhooks is not None else [])]
+    problems = ["rollout_notify_webhooks: " + problem for problem in webhook_problems(webhooks)]
     if not isinstance(tasks, list) or not all(isinstance(path, str) and path for path in tasks):
         problems.append("rollout_notify_tasks: expected a list of task file paths, got %r" % (tasks,))
+    else:
+        # Checked here, on the controller, before anything changes: a missing file would only be a warning later,
+        # at every event. Absolute, since an include's relative path depends on the role that includes it.
+        for path in tasks:
+            if not os.path.isabs(path):
+                problems.append("rollout_notify_tasks: expected an absolute path (such as "
+                                "{{ inventory_dir }}/hooks/events.yml), got %r" % path)
+            elif not os.path.isfile(path):
+                problems.append("rollout_notify_tasks: no such file on the controller: %s" % path)
     try:
         seconds = float(timeout)
     except (TypeError, ValueError):

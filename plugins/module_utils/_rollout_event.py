@@ -22,37 +22,44 @@ EVENTS = ("started", "step", "paused", "promoted", "aborted", "failed", "rolled_
 _BY_OUTCOME = {
     "succeeded": "succeeded",
     "unchanged": "succeeded",
+    "passed": "succeeded",  # a shadow whose report passed
     "promoted": "promoted",
     # A canary waiting for its promotion, an A/B test running until one is promoted.
     "awaiting_promotion": "paused",
     "started": "paused",
     "flipped_back": "rolled_back",
 }
+# Events that say a run went well: a run with an error (its body's, or its cleanup's) is never named so.
+_WENT_WELL = ("succeeded", "promoted", "paused", "aborted")
 
 
 def final_event(record, error: str = "", override: str = "") -> str:
     """The event a run ends with, from the event it recorded (``rollout_common_record``) and its error.
 
-    A failed or stopped run whose change was taken back from users (a canary's hosts put back, an A/B
-    test's users sent back to the control) ended ``rolled_back``; one that left part of the fleet on the new
-    release, or never reached users, ``failed``. ``override`` is a caller's own name for a run that went as
-    it should (``aborted``: a take-back that worked); a run with an error is named as any other."""
+    A failed or stopped run whose change was taken back from users (a canary failed in its steps and put
+    back, an A/B test's users sent back to the control) ended ``rolled_back``; one that left part of the fleet
+    on the new release, or never reached users, ``failed``. ``override`` is a caller's own name for a run that
+    went as it should (``aborted``: a take-back that worked, ``promoted``). ``error`` is any error of the run,
+    its cleanup's included: a run with one is never named as one that went well."""
     if override and override not in EVENTS:
         raise ValueError("event: expected one of %s, got %r" % (", ".join(EVENTS), override))
-    if override and not error:
-        return override
-    if not isinstance(record, dict) or not record:
-        return "failed" if error else "succeeded"
+    record = record if isinstance(record, dict) else {}
     outcome = str(record.get("outcome") or "")
-    if record.get("event") == "rollback":
-        return "rolled_back" if outcome in ("succeeded", "unchanged") else "failed"
-    if outcome in _BY_OUTCOME:
-        return _BY_OUTCOME[outcome]
-    if outcome in ("failed", "stopped"):
-        took_back = bool(record.get("rolled_back")) and record.get("phase") != "promote"
+    if override and not error and outcome not in ("failed", "stopped", "error"):
+        name = override
+    elif not record:
+        name = "failed" if error else "succeeded"
+    elif record.get("event") == "rollback":
+        name = "rolled_back" if outcome in ("succeeded", "unchanged") else "failed"
+    elif outcome in _BY_OUTCOME:
+        name = _BY_OUTCOME[outcome]
+    elif outcome in ("failed", "stopped"):
+        took_back = bool(record.get("rolled_back")) and record.get("phase", "steps") == "steps"
         guard = record.get("strategy") == "ab_test" and bool(record.get("guard"))
-        return "rolled_back" if took_back or guard else "failed"
-    return "failed" if error or outcome else "succeeded"
+        name = "rolled_back" if took_back or guard else "failed"
+    else:
+        name = "failed"
+    return "failed" if error and name in _WENT_WELL else name
 
 
 def message(event: dict) -> str:
@@ -103,8 +110,12 @@ def _webhook(entry) -> dict:
     raise ValueError("each webhook: expected a URL or {url: ..., headers: {...}}, got %s" % type(entry).__name__)
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(char) < 32 or ord(char) == 127 for char in text)
+
+
 def webhook_problems(webhooks) -> list[str]:
-    """What is wrong with a list of webhooks, said without their URLs (they often carry a token)."""
+    """What is wrong with a list of webhooks, said without their URLs or headers (they often carry a token)."""
     if not isinstance(webhooks, list):
         return ["expected a list of URLs or {url, headers}, got %s" % type(webhooks).__name__]
     problems = []
@@ -114,28 +125,50 @@ def webhook_problems(webhooks) -> list[str]:
         except ValueError as exc:
             problems.append("item %d: %s" % (index + 1, exc))
             continue
-        if not hook["url"].startswith(("http://", "https://")):
-            problems.append("item %d: expected an http:// or https:// URL" % (index + 1))
-        if not all(isinstance(v, str) for v in hook["headers"].values()):
-            problems.append("item %d: header values must be strings" % (index + 1))
+        if not hook["url"].startswith(("http://", "https://")) or _has_control(hook["url"]) or " " in hook["url"]:
+            problems.append("item %d: expected an http:// or https:// URL without spaces or control characters"
+                            % (index + 1))
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in hook["headers"].items()):
+            problems.append("item %d: header names and values must be strings" % (index + 1))
+        elif any(_has_control(k) or _has_control(v) for k, v in hook["headers"].items()):
+            # A value from a vault often ends in a newline: http.client would refuse it and say it whole.
+            problems.append("item %d: a header name or value has a control character (a trailing newline?)" % (index + 1))
     return problems
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a hop: following it would send the headers (a token) to another place."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def _post(hook: dict, body: bytes, timeout: float) -> dict:
     started = time.monotonic()
     headers = {"Content-Type": "application/json", "User-Agent": "fleet.rollout"}
     headers.update(hook["headers"])
-    request = urllib.request.Request(hook["url"], data=body, headers=headers, method="POST")
     result = {"status": None, "error": None}
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec: URLs are the user's own
+        request = urllib.request.Request(hook["url"], data=body, headers=headers, method="POST")
+        with _OPENER.open(request, timeout=timeout) as response:  # nosec: URLs are the user's own
             response.read(65536)
             result["status"] = response.status
     except urllib.error.HTTPError as exc:
         result["status"] = exc.code
         result["error"] = "HTTP %d" % exc.code
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        result["error"] = str(getattr(exc, "reason", exc)) or type(exc).__name__
+    except urllib.error.URLError as exc:
+        # The reason of a refused or timed-out connection, never the URL or a header.
+        reason = exc.reason
+        result["error"] = ("%s%s" % (type(reason).__name__, ": %s" % reason.strerror if getattr(reason, "strerror", None)
+                                     else "") if isinstance(reason, BaseException) else "no answer")
+    except (TimeoutError, OSError) as exc:
+        result["error"] = "%s%s" % (type(exc).__name__, ": %s" % exc.strerror if getattr(exc, "strerror", None) else "")
+    # Whatever else (http.client's InvalidURL, BadStatusLine, ...): a notification never stops a run.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        result["error"] = type(exc).__name__
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
 
@@ -143,7 +176,8 @@ def _post(hook: dict, body: bytes, timeout: float) -> dict:
 def send(webhooks, event: dict, timeout: float = 5.0) -> list[dict]:
     """POST ``event`` as JSON to every webhook at once; one result per webhook, in order, never raising.
 
-    A result names the webhook by its place in the list (``index``, from 1), not its URL."""
+    A result names the webhook by its place in the list (``index``, from 1), not its URL. The whole call takes
+    at most about ``timeout`` seconds plus one, however many webhooks hang."""
     problems = webhook_problems(webhooks)
     if problems:
         return [{"index": 0, "status": None, "error": "; ".join(problems), "seconds": 0.0}]
@@ -157,7 +191,8 @@ def send(webhooks, event: dict, timeout: float = 5.0) -> list[dict]:
     threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(len(hooks))]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + timeout + 1.0
     for thread in threads:
-        thread.join(timeout + 1.0)
+        thread.join(max(0.0, deadline - time.monotonic()))
     return [result or {"index": n + 1, "status": None, "error": "no answer in time", "seconds": timeout}
             for n, result in enumerate(results)]
