@@ -70,12 +70,25 @@ def message(event: dict) -> str:
         step = event.get("step") or {}
         text = "%s: step %s" % (head, step.get("index", "?"))
         if step.get("weight") is not None:
-            text += " (%s %%)" % step["weight"]
+            text += " (%s %%)" % ("%g" % step["weight"] if isinstance(step["weight"], float) else step["weight"])
         return text + " %s" % (event.get("verdict") or "done")
     text = "%s: %s" % (head, str(name).replace("_", " "))
     if event.get("error"):
         text += " - %s" % event["error"]
     return text
+
+
+def _numbers(step):
+    """A step's numbers as numbers: ansible-core before 2.19 templates them into strings."""
+    if not isinstance(step, dict):
+        return step
+    step = dict(step)
+    for key, kind in (("index", int), ("of", int), ("weight", float), ("share", float)):
+        try:
+            step[key] = kind(float(step[key])) if kind is int else kind(step[key])
+        except (KeyError, TypeError, ValueError):
+            pass
+    return step
 
 
 def build(name: str, run: dict, step=None, verdict=None, record=None, report=None, now=None) -> dict:
@@ -92,7 +105,7 @@ def build(name: str, run: dict, step=None, verdict=None, record=None, report=Non
         "owner": run.get("owner"),
         "started": run.get("started"),
         "time": round(time.time() if now is None else now, 3),
-        "step": step,
+        "step": _numbers(step),
         "verdict": verdict,
         "outcome": record.get("outcome"),
         "error": record.get("error") or run.get("error") or None,

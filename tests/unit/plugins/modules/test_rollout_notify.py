@@ -148,9 +148,12 @@ def test_the_last_event_is_named_from_what_the_run_recorded(record, error, overr
 
 
 def test_events_carry_the_step_the_record_and_the_report():
-    step = {"index": 2, "of": 4, "weight": 10, "counted_as": "pass"}
+    step = {"index": 2, "of": 4, "weight": 10.0, "counted_as": "pass"}
     event = event_filters.rollout_event("step", RUN, step=step, verdict="pass")
     assert event["step"] == step and event["verdict"] == "pass" and event["outcome"] is None
+    # As ansible-core before 2.19 templates them: strings, sent as numbers all the same.
+    as_text = event_filters.rollout_event("step", RUN, step={"index": "2", "of": "4", "weight": "10.0", "share": "9.8"})
+    assert as_text["step"] == {"index": 2, "of": 4, "weight": 10.0, "share": 9.8}
     assert event["message"] == "canary of shop to 2.0.0: step 2 (10 %) pass"
     record = {"strategy": "canary", "version": "2.0.0", "outcome": "failed", "error": "step 1 (5 %) failed its analysis"}
     last = event_filters.rollout_event("rolled_back", RUN, record=record, report="/r/shop-1.md")
