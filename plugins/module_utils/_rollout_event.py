@@ -14,7 +14,8 @@ import json
 import threading
 import time
 import urllib.error
-import urllib.request
+
+from ansible.module_utils.urls import open_url
 
 EVENTS = ("started", "step", "paused", "promoted", "aborted", "failed", "rolled_back", "succeeded")
 
@@ -149,24 +150,16 @@ def webhook_problems(webhooks) -> list[str]:
     return problems
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not a hop: following it would send the headers (a token) to another place."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
 def _post(hook: dict, body: bytes, timeout: float) -> dict:
     started = time.monotonic()
     headers = {"Content-Type": "application/json", "User-Agent": "fleet.rollout"}
     headers.update(hook["headers"])
     result = {"status": None, "error": None}
     try:
-        request = urllib.request.Request(hook["url"], data=body, headers=headers, method="POST")
-        with _OPENER.open(request, timeout=timeout) as response:  # nosec: URLs are the user's own
+        # A redirect is an answer, not a hop: following it would send the headers (a token) to another place.
+        response = open_url(hook["url"], data=body, headers=headers, method="POST", timeout=timeout,
+                            follow_redirects="none")
+        with response:
             response.read(65536)
             result["status"] = response.status
     except urllib.error.HTTPError as exc:
