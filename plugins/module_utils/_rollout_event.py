@@ -100,7 +100,8 @@ def build(name: str, run: dict, step=None, verdict=None, record=None, report=Non
     event = {
         "event": name,
         "service": run.get("service"),
-        "strategy": record.get("strategy") or run.get("strategy"),
+        # The run's (an entry point names its own: fleet.rollout.promote runs ramped for the canary), else the record's.
+        "strategy": run.get("strategy") or record.get("strategy"),
         "version": record.get("version") or run.get("version"),
         "run": run.get("id"),
         "owner": run.get("owner"),
