@@ -115,7 +115,8 @@ changelog-lint: bootstrap-nodocker ## antsibull-changelog lint on the fragments
 collection-build: bootstrap-nodocker ## build the collection tarball and check what it ships
 	@rm -rf $(BUILD)/dist && mkdir -p $(BUILD)/dist
 	cd $(ROOT) && ansible-galaxy collection build --force --output-path $(BUILD)/dist >/dev/null
-	python3 $(ROOT)/scripts/check_collection_tarball.py $(BUILD)/dist/fleet-rollout-*.tar.gz
+	@# The tarball of galaxy.yml's version, whose MANIFEST.json says that version (what the EE context takes).
+	python3 $(ROOT)/scripts/check_collection_tarball.py $(BUILD)/dist/fleet-rollout-$(COLLECTION_VERSION).tar.gz --version $(COLLECTION_VERSION)
 
 docs: bootstrap-nodocker collection-links ## regenerate docs/reference from the modules' and filters' own docs
 	cd $(ROOT) && python3 scripts/module_docs.py
@@ -127,7 +128,7 @@ docs-check: bootstrap-nodocker collection-links ## fail when docs/reference diff
 # templates are checked against the playbooks and role specs by the units),
 # and the execution environment's build context is generated from the built
 # collection, whose EE metadata must be read.
-awx-check: bootstrap-nodocker collection-links collection-build ee-context ## AWX register playbook syntax, EE build context (ansible-builder create)
+awx-check: bootstrap-nodocker collection-links ee-context ## AWX register playbook syntax, EE build context (ansible-builder create)
 	cd $(ROOT) && ansible-playbook awx/register.yml --syntax-check
 	@grep -q 'COPY _build/collections/ /tmp/fleet-rollout-collections/' $(BUILD)/ee/Dockerfile
 	@grep -q 'python3.11' $(BUILD)/ee/Dockerfile
@@ -162,16 +163,15 @@ smoke: bootstrap artifacts collection-links ## the smoke scenario alone
 	cd $(ROOT) && molecule test -s smoke --shared-state
 	@python3 $(ROOT)/scripts/junit_summary.py --label smoke $(REPORTS)/molecule-smoke.xml
 
-# The EE's build context from the tarball of galaxy.yml's version: refused when that tarball is missing or says
-# another version in its MANIFEST.json (an EE of a stale build).
+# The EE's build context from the tarball of galaxy.yml's version (collection-build refuses one that is
+# missing or says another version in its MANIFEST.json: an EE of a stale build).
 .PHONY: ee-context ee
 ee-context: bootstrap-nodocker collection-build
-	@python3 $(ROOT)/scripts/check_collection_tarball.py $(BUILD)/dist/fleet-rollout-$(COLLECTION_VERSION).tar.gz --version $(COLLECTION_VERSION)
 	@rm -rf $(BUILD)/ee $(BUILD)/ee-collection && mkdir -p $(BUILD)/ee-collection
 	cp $(BUILD)/dist/fleet-rollout-$(COLLECTION_VERSION).tar.gz $(BUILD)/ee-collection/fleet-rollout.tar.gz
 	cd $(ROOT) && ansible-builder create -f execution-environment.yml --context $(BUILD)/ee
 
-ee: collection-build ee-context ## build the execution environment image fleet-rollout-ee:<version> (needs docker or podman and quay.io)
+ee: ee-context ## build the execution environment image fleet-rollout-ee:<version> (needs docker or podman and quay.io)
 	cd $(ROOT) && ansible-builder build -f execution-environment.yml --context $(BUILD)/ee \
 		--container-runtime $$(command -v podman >/dev/null && echo podman || echo docker) -t fleet-rollout-ee:$(COLLECTION_VERSION)
 
